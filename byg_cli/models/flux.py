@@ -9,6 +9,7 @@ is packed into tokens and concatenated after the noisy tokens, with position ids
 from __future__ import annotations
 
 import json
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Optional
@@ -137,7 +138,9 @@ class FluxBackbone(torch.nn.Module):
         for name in ("edit", "ema"):
             cfg = LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(targets), lora_dropout=dropout,
                              init_lora_weights=True)
-            self.transformer.add_adapter(cfg, adapter_name=name)
+            with warnings.catch_warnings():  # peft warns on purpose about a second adapter on one model
+                warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+                self.transformer.add_adapter(cfg, adapter_name=name)
         # peft makes the most recently added adapter trainable: make "edit" the active, trainable one.
         self.set_adapter("edit")
         for p in self.lora_parameters("edit"):
