@@ -11,6 +11,7 @@ Everything is deterministic from a `numpy.random.Generator`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Optional
 
@@ -193,6 +194,14 @@ N_PHRASINGS = len(_SHAPE_PHRASINGS)
 _STYLE_WORD = {"filled": "", "outlined": "outlined "}
 
 
+_A_BEFORE_VOWEL = re.compile(r"\b([Aa]) (?=[aeiou])")
+
+
+def with_articles(text: str) -> str:
+    """'a outlined circle' -> 'an outlined circle'."""
+    return _A_BEFORE_VOWEL.sub(lambda m: m.group(1) + "n ", text)
+
+
 def caption(attrs: Attributes, rng: Optional[np.random.Generator] = None, phrasing: Optional[int] = None) -> str:
     """Describe `attrs`. Filled shapes carry no style word ("a red circle"), outlined ones say "outlined".
 
@@ -204,7 +213,18 @@ def caption(attrs: Attributes, rng: Optional[np.random.Generator] = None, phrasi
     if not 0 <= phrasing < N_PHRASINGS:
         raise ValueError(f"phrasing must be in 0..{N_PHRASINGS - 1}, got {phrasing}")
     if not attrs.has_shape:
-        return _EMPTY_PHRASINGS[phrasing].format(background=attrs.background)
-    return _SHAPE_PHRASINGS[phrasing].format(
-        color=attrs.color, style=_STYLE_WORD[attrs.style], shape=attrs.shape, background=attrs.background
+        return with_articles(_EMPTY_PHRASINGS[phrasing].format(background=attrs.background))
+    return with_articles(
+        _SHAPE_PHRASINGS[phrasing].format(
+            color=attrs.color, style=_STYLE_WORD[attrs.style], shape=attrs.shape, background=attrs.background
+        )
     )
+
+
+def caption_for_index(
+    seed: int, index: int, image_size: int = DEFAULT_IMAGE_SIZE, empty_fraction: float = 0.1
+) -> tuple[Attributes, str]:
+    """Text-to-image sample number `index` of the stream fixed by `seed`: its attributes and a random caption."""
+    rng = np.random.default_rng([seed, index])
+    attrs = sample_attributes(rng, image_size, empty=bool(rng.random() < empty_fraction))
+    return attrs, caption(attrs, rng)

@@ -24,7 +24,7 @@ from byg_cli.data.shapes import (
     Attributes,
     caption,
     sample_attributes,
-    sample_geometry,
+    with_articles,
 )
 
 EDIT_TYPES: tuple[str, ...] = ("color", "background", "shape", "style", "add", "remove")
@@ -183,7 +183,7 @@ def instruction(
     if index is None:
         index = int(rng.integers(len(options))) if rng is not None else 0
     shown = target if edit_type == "add" else source
-    return options[index].template.format(
+    return with_articles(options[index].template.format(
         shape=source.shape,
         color=source.color,
         background=source.background,
@@ -191,7 +191,7 @@ def instruction(
         new_color=target.color,
         new_background=target.background,
         style_word=_STYLE_WORD.get(shown.style, ""),
-    )
+    ))
 
 
 _REVERSE_TYPE = {"add": "remove", "remove": "add"}
@@ -250,6 +250,18 @@ def sample_edit(
     else:
         edit = Edit("remove", {})
     return make_edit(source, edit, rng, split)
+
+
+def edit_for_index(
+    seed: int,
+    index: int,
+    edit_types: Optional[Iterable[str]] = None,
+    split: str = "train",
+    image_size: int = DEFAULT_IMAGE_SIZE,
+) -> ShapesEdit:
+    """Edit number `index` of the stream fixed by `seed`: the same for the dataset writer and the on-the-fly stream,
+    whatever order or chunk the items are made in."""
+    return sample_edit(np.random.default_rng([seed, index]), edit_types, split, image_size)
 
 
 def edit_tuple(edit: ShapesEdit) -> dict[str, Any]:
