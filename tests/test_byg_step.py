@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from byg_cli.data.sources import RecordsSource, collate
+from byg_cli.data.dataset import EditDataset
+from byg_cli.data.sources import ShuffledRecords, collate
 from byg_cli.engine.objectives import ABLATIONS, BygConfig, BygObjective
 from byg_cli.engine.schedule import TimestepSampler
 from byg_cli.models.flux import FluxBackbone
@@ -39,7 +40,7 @@ def model(tiny_flux):
 
 @pytest.fixture
 def batch(tiny_records):
-    source = RecordsSource(tiny_records, 32)
+    source = ShuffledRecords(EditDataset(tiny_records, 32))
     return collate([source.item(i) for i in range(2)])
 
 
