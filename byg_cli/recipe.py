@@ -23,6 +23,25 @@ class RunConfig(Section):
     seed: int = 0
 
 
+class CreateConfig(Section):
+    """A tiny FLUX-architecture model created at model.path when that folder does not exist yet."""
+
+    vocabulary: Literal["shapes", "default"] = "shapes"
+    num_layers: int = Field(2, ge=0)
+    num_single_layers: int = Field(2, ge=0)
+    num_heads: int = Field(4, ge=1)
+    head_dim: int = Field(32, ge=4)
+    axes_dims_rope: tuple[int, int, int] = (8, 12, 12)
+    text_dim: int = Field(64, ge=8)
+    text_layers: int = Field(2, ge=1)
+    text_heads: int = Field(4, ge=1)
+    max_text_length: int = Field(16, ge=4)
+    pixel_patch: int = Field(2, ge=0, description="pixel codec factor; 0 = a tiny AutoencoderKL")
+    guidance_embeds: bool = False
+    shift: float = Field(1.0, gt=0, description="sampling shift written to the scheduler config")
+    seed: int = 0
+
+
 class ModelConfig(Section):
     family: Literal["flux"] = "flux"
     path: Path = Field(description="a local diffusers-format model folder")
@@ -37,7 +56,8 @@ class ModelConfig(Section):
     source_id_offset: float = Field(1.0, description="first position-id coordinate of source tokens (Kontext: 1)")
     max_sequence_length: Optional[int] = Field(None, ge=1)
     gradient_checkpointing: bool = False
-    train_text_encoder: bool = Field(False, description="t2i only: train the T5 text encoder too")
+    train_text_encoder: bool = Field(False, description="t2i only: train the text encoders too")
+    create: Optional[CreateConfig] = None
 
 
 class DataConfig(Section):
@@ -82,6 +102,8 @@ class ObjectiveConfig(Section):
 
 class EmaConfig(Section):
     decay: float = Field(0.999, ge=0, le=1)
+    full_weights: bool = Field(True, description="t2i: keep an EMA of all trained weights; samples and the "
+                                                 "exported model use it")
 
 
 class TrainConfig(Section):
@@ -209,7 +231,7 @@ def load_recipe(path: Path, overrides: list[str] | tuple[str, ...] = (), check_p
 
 
 def check_recipe_paths(recipe: Recipe, origin: str) -> None:
-    if not recipe.model.path.is_dir():
+    if not recipe.model.path.is_dir() and recipe.model.create is None:
         raise BygError(f"{origin}: model.path: folder '{recipe.model.path}' does not exist")
     if recipe.data.kind == "records":
         if recipe.data.path is None:

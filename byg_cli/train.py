@@ -3,6 +3,7 @@ builds the objective from the recipe, and runs optimisation with checkpoints, lo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -65,6 +66,9 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(cfg.run.seed * 1000 + self.rank)
         self.use_ema = not self.is_t2i and cfg.objective.name == "byg" and cfg.objective.rollout_adapter == "ema"
         self.state = TrainState()
+        self.shadow: Optional[list[torch.Tensor]] = None
+        if self.is_t2i and cfg.ema.full_weights:
+            self.shadow = [p.detach().clone() for _, p in self.trainable]
 
     # ------------------------------------------------------------------------------------------- parameters
     def _select_trainable(self) -> list[tuple[str, torch.nn.Parameter]]:
@@ -99,10 +103,30 @@ class Trainer:
         return collate([self.source.item(first + i) for i in range(t.batch_size)])
 
     # ------------------------------------------------------------------------------------------- checkpoints
+    @contextlib.contextmanager
+    def ema_weights(self):
+        """Temporarily put the full-weight EMA (t2i) into the model."""
+        if self.shadow is None:
+            yield
+            return
+        params = [p for _, p in self.trainable]
+        live = [p.detach().clone() for p in params]
+        with torch.no_grad():
+            for p, s in zip(params, self.shadow):
+                p.copy_(s)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for p, v in zip(params, live):
+                    p.copy_(v)
+
     def save(self) -> Path:
         tensors = {"trainable": self.trainable_state()}
         if not self.is_t2i:
             tensors["ema"] = self.model.lora_state_dict("ema")
+        if self.shadow is not None:
+            tensors["ema_full"] = {n: s for (n, _), s in zip(self.trainable, self.shadow)}
         return ckpt.save_checkpoint(self.run_dir, self.state.step, tensors, self.optimizer, self.scheduler,
                                     {"rng": ckpt.rng_state(self.generator)}, self.cfg.train.keep_checkpoints)
 
@@ -114,6 +138,9 @@ class Trainer:
         ema = ckpt.load_tensors(latest, "ema")
         if ema is not None and not self.is_t2i:
             self.model.load_lora_state_dict("ema", ema)
+        ema_full = ckpt.load_tensors(latest, "ema_full")
+        if ema_full is not None and self.shadow is not None:
+            self.shadow = [ema_full[n].clone() for n, _ in self.trainable]
         ckpt.load_optimizer(latest, self.optimizer, self.scheduler)
         state = ckpt.load_state(latest)
         ckpt.restore_rng(state["rng"], self.generator)
@@ -164,6 +191,9 @@ class Trainer:
         self.scheduler.step()
         if self.use_ema:
             ema_update(self.model.lora_parameters("ema"), self.model.lora_parameters("edit"), self.cfg.ema.decay)
+        if self.shadow is not None:  # warm-up: average over the steps so far until `decay` takes over
+            decay = min(self.cfg.ema.decay, (1 + self.state.step) / (10 + self.state.step))
+            ema_update(self.shadow, params, decay)
         self.state.step += 1
         logs_sum["lr"] = self.scheduler.get_last_lr()[0]
         if any(not math.isfinite(v) for v in logs_sum.values()):
@@ -215,7 +245,8 @@ def train(cfg: Recipe, run_dir: Optional[Path] = None, resume: bool = False,
                 if step % t.checkpoint_every == 0 or step == end:
                     trainer.save()
                 if main and t.sample_every and (step % t.sample_every == 0 or step == t.steps):
-                    trainer.sample_grid()
+                    with trainer.ema_weights():
+                        trainer.sample_grid()
     except KeyboardInterrupt:
         if trainer.state.step > 0:
             trainer.save()
@@ -226,7 +257,8 @@ def train(cfg: Recipe, run_dir: Optional[Path] = None, resume: bool = False,
             writer.close()
             loss_log.close()
     if main and trainer.state.step >= t.steps and trainer.is_t2i:
-        trainer.model.save_base(run_dir / "model")
+        with trainer.ema_weights():
+            trainer.model.save_base(run_dir / "model")
     if main and not quiet:
         print(f"{trainer.state.step} steps in {time.time() - started:.0f}s; run folder: {run_dir}")
     return run_dir

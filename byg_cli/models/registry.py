@@ -21,8 +21,29 @@ def quiet_hf() -> None:
     warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
 
 
+def create_if_missing(model_cfg) -> None:
+    """Write a fresh tiny model at model.path from the recipe's [model.create] table, unless it exists."""
+    from pathlib import Path
+
+    spec_cfg = model_cfg.create
+    if spec_cfg is None or (Path(model_cfg.path) / "model_index.json").is_file():
+        return
+    from byg_cli.models.tiny import DEFAULT_CORPUS, TinyFluxSpec, write_tiny_flux
+
+    if spec_cfg.vocabulary == "shapes":
+        from byg_cli.data.shapes_dataset import shapes_vocabulary
+
+        corpus = shapes_vocabulary()
+    else:
+        corpus = list(DEFAULT_CORPUS)
+    fields = spec_cfg.model_dump(exclude={"vocabulary", "seed"})
+    fields["axes_dims_rope"] = tuple(fields["axes_dims_rope"])
+    write_tiny_flux(Path(model_cfg.path), TinyFluxSpec(**fields), corpus, seed=spec_cfg.seed)
+
+
 def load_backbone(model_cfg, adapters: bool):
     quiet_hf()
+    create_if_missing(model_cfg)
     if model_cfg.family == "flux":
         from byg_cli.models.flux import FluxBackbone
 
