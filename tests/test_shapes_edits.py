@@ -102,3 +102,17 @@ def test_impossible_edits_are_refused():
         apply_edit(source, Edit("background", {"background": "red"}))
     with pytest.raises(ValueError, match="empty canvas"):
         apply_edit(source, Edit("add", {}))
+
+
+def test_corpus_holds_every_word_the_world_can_say():
+    from byg_cli.data.shapes import caption_for_index
+    from byg_cli.data.shapes_edits import shapes_corpus
+
+    words = {w for line in shapes_corpus() for w in line.split()}
+    said = [caption_for_index(2, i, empty_fraction=0.3)[1] for i in range(300)]
+    for split in ("train", "heldout"):
+        for e in _all_edits(500, split):
+            said += [e.src_caption, e.tgt_caption, e.instruction, e.reverse_instruction]
+    missing = {w for line in said for w in line.split()} - words
+    assert not missing
+    assert {"an", "outlined", "magenta", "triangle", "recolor", "hollow"} <= words

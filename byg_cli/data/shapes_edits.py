@@ -276,3 +276,26 @@ def edit_tuple(edit: ShapesEdit) -> dict[str, Any]:
         "tgt_attributes": edit.target.to_json(),
         "phrasing_split": edit.phrasing_split,
     }
+
+
+def shapes_corpus() -> list[str]:
+    """Lines that together use every word the shapes world can say (captions of every kind, train and held-out
+    instructions of every edit type), enumerated rather than sampled: a complete corpus for a word-level
+    tokenizer of the tiny base model."""
+    from byg_cli.data.shapes import N_PHRASINGS, STYLES
+
+    lines = []
+    for k in range(max(len(COLORS), len(SHAPES))):
+        color, background = COLORS[k % len(COLORS)], COLORS[(k + 1) % len(COLORS)]
+        for style in STYLES:
+            attrs = Attributes(SHAPES[k % len(SHAPES)], color, background, style, 16.0, 16.0, 16)
+            lines += [caption(attrs, phrasing=p) for p in range(N_PHRASINGS)]
+            lines += [caption(attrs.replace(shape=None, color=None, style=None), phrasing=p) for p in range(N_PHRASINGS)]
+            values = dict(
+                shape=SHAPES[k % len(SHAPES)], new_shape=SHAPES[(k + 1) % len(SHAPES)],
+                color=color, new_color=COLORS[(k + 2) % len(COLORS)],
+                background=background, new_background=COLORS[(k + 3) % len(COLORS)],
+                style_word=_STYLE_WORD[style],
+            )
+            lines += [with_articles(p.template.format(**values)) for group in PHRASINGS.values() for p in group]
+    return sorted(set(lines))
