@@ -122,3 +122,23 @@ def test_report_writers_and_grid(tmp_path):
     assert img.shape[1] == 3 * 128 + 4 * 4 and img.shape[0] > 6 * 128
     first_tile = img[20:20 + 128, 4:4 + 128]  # below the column titles
     assert (first_tile[2, 2] == PALETTE[edits[0].source.background]).all()
+
+
+def test_edit_and_t2i_reports_write_all_three_files(tmp_path):
+    from byg_cli.eval.shapes_metrics import write_edit_report, write_t2i_report
+
+    edits = _edits()[:30]
+    sources = [render(e.source) for e in edits]
+    outputs = [render(e.target) if k % 2 else sources[k] for k, e in enumerate(edits)]
+    summary = write_edit_report(tmp_path, edits, sources, outputs, name="half")
+    assert 0.3 < summary["average"]["success"] < 0.7 and summary["average"]["preservation"] == 1.0
+    saved = json.loads((tmp_path / "half.json").read_text())
+    assert len(saved["samples"]) == 30 and saved["samples"][1]["success"] is True
+    assert "| color |" in (tmp_path / "half.md").read_text()
+    grid = Image.open(tmp_path / "half_grid.png")
+    assert grid.width == 3 * 128 + 16 and grid.height > 16 * 128
+
+    asked = [caption_for_index(8, i) for i in range(12)]
+    t2i = write_t2i_report(tmp_path, [render(a) for a, _ in asked], [a for a, _ in asked], [c for _, c in asked])
+    assert t2i["accuracy"]["all"] == 1.0
+    assert (tmp_path / "shapes_t2i.md").is_file() and Image.open(tmp_path / "shapes_t2i_grid.png").width == 8 * 96 + 36

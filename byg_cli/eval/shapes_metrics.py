@@ -290,3 +290,82 @@ def _as_pil(img: Any) -> Image.Image:
     if isinstance(img, Image.Image):
         return img.convert("RGB")
     return Image.fromarray(to_uint8_image(img))
+
+
+# ------------------------------------------------------------------------------------------------------ reports
+
+
+def write_t2i_report(
+    out_dir: Path,
+    images: Sequence[Any],
+    requested: Sequence[Attributes],
+    captions: Sequence[str],
+    name: str = "shapes_t2i",
+    grid_count: int = 32,
+    grid_columns: int = 8,
+) -> dict[str, Any]:
+    """Score generated images and write `<name>.json` (summary and per-sample readings), `<name>.md` and
+    `<name>_grid.png` (the first `grid_count` samples, captioned with what was asked) into `out_dir`."""
+    summary = score_t2i(images, requested)
+    out_dir = Path(out_dir)
+    write_json(out_dir / f"{name}.json", summary)
+    write_markdown(out_dir / f"{name}.md", t2i_markdown(summary))
+    shown = list(range(min(grid_count, len(images))))
+    if shown:
+        rows = [shown[i:i + grid_columns] for i in range(0, len(shown), grid_columns)]
+        texts = [" | ".join(captions[k] for k in row) for row in rows]
+        write_grid(out_dir / f"{name}_grid.png", [[images[k] for k in row] for row in rows], texts, scale=3)
+    return summary
+
+
+def write_edit_report(
+    out_dir: Path,
+    edits: Sequence[Any],
+    source_images: Sequence[Any],
+    output_images: Sequence[Any],
+    name: str = "shapes_edit",
+    grid_count: int = 16,
+    **score_options: Any,
+) -> dict[str, Any]:
+    """Score edited outputs of `edits` (`ShapesEdit`s, or anything with source, target, edit_type, instruction)
+    and write `<name>.json`, `<name>.md` and `<name>_grid.png` (source | output | rendered target rows, captioned
+    with the instruction and the verdict) into `out_dir`. Returns the summary."""
+    from byg_cli.data.shapes import render
+
+    if not len(edits) == len(source_images) == len(output_images):
+        raise ValueError(f"{len(edits)} edits, {len(source_images)} sources, {len(output_images)} outputs")
+    scores = [
+        score_edit(e.source, e.edit_type, e.target, src, out, **score_options)
+        for e, src, out in zip(edits, source_images, output_images)
+    ]
+    summary = summarize_edits(scores)
+    out_dir = Path(out_dir)
+    per_sample = [{"instruction": e.instruction, **s.to_json()} for e, s in zip(edits, scores)]
+    write_json(out_dir / f"{name}.json", {"summary": summary, "samples": per_sample})
+    write_markdown(out_dir / f"{name}.md", edit_markdown(summary))
+    picked = _spread_over_types(edits, grid_count)
+    if picked:
+        size = to_uint8_image(source_images[picked[0]]).shape[0]
+        rows = [[source_images[k], output_images[k], render(edits[k].target, size)] for k in picked]
+        texts = [f"{edits[k].instruction}  [{_verdict(scores[k])}]" for k in picked]
+        write_grid(out_dir / f"{name}_grid.png", rows, texts, ["source", "output", "target"])
+    return summary
+
+
+def _verdict(score: EditScore) -> str:
+    done = "done" if score.success else "not done"
+    kept = "kept" if score.preserved else "broke " + ",".join(f for f in score.failures if f != "not_as_asked")
+    return f"{done}, {kept}"
+
+
+def _spread_over_types(edits: Sequence[Any], count: int) -> list[int]:
+    """Up to `count` indices, taking edit types in turn so every type shows up in the grid."""
+    queues: dict[str, list[int]] = {}
+    for k, e in enumerate(edits):
+        queues.setdefault(e.edit_type, []).append(k)
+    picked: list[int] = []
+    while len(picked) < count and any(queues.values()):
+        for q in queues.values():
+            if q and len(picked) < count:
+                picked.append(q.pop(0))
+    return picked
