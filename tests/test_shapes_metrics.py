@@ -142,3 +142,22 @@ def test_edit_and_t2i_reports_write_all_three_files(tmp_path):
     t2i = write_t2i_report(tmp_path, [render(a) for a, _ in asked], [a for a, _ in asked], [c for _, c in asked])
     assert t2i["accuracy"]["all"] == 1.0
     assert (tmp_path / "shapes_t2i.md").is_file() and Image.open(tmp_path / "shapes_t2i_grid.png").width == 8 * 96 + 36
+
+
+def test_evaluation_set_is_balanced_and_reports_heldout_phrasings_apart(tmp_path):
+    from collections import Counter
+
+    from byg_cli.data.shapes_edits import evaluation_edits
+    from byg_cli.eval.shapes_metrics import write_edit_report
+
+    edits = evaluation_edits(seed=77, per_type=10)
+    assert Counter(e.edit_type for e in edits) == {t: 10 for t in ("color", "background", "shape", "style", "add", "remove")}
+    assert Counter(e.phrasing_split for e in edits) == {"train": 30, "heldout": 30}
+    assert evaluation_edits(seed=77, per_type=10) == edits
+    sources = [render(e.source) for e in edits]
+    # an editor that only understands the training wordings
+    outputs = [render(e.target) if e.phrasing_split == "train" else src for e, src in zip(edits, sources)]
+    summary = write_edit_report(tmp_path, edits, sources, outputs)
+    assert summary["per_split"]["train"]["success"] == 1.0 and summary["per_split"]["heldout"]["success"] == 0.0
+    assert summary["average"]["success"] == 0.5
+    assert "average, heldout phrasings" in (tmp_path / "shapes_edit.md").read_text()

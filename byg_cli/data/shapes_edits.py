@@ -264,6 +264,24 @@ def edit_for_index(
     return sample_edit(np.random.default_rng([seed, index]), edit_types, split, image_size)
 
 
+def evaluation_edits(
+    seed: int,
+    per_type: int,
+    edit_types: Optional[Iterable[str]] = None,
+    splits: Sequence[str] = ("train", "heldout"),
+    image_size: int = DEFAULT_IMAGE_SIZE,
+) -> list[ShapesEdit]:
+    """A balanced evaluation set: `per_type` edits of each type, phrasings taken from `splits` in turn (so half
+    use wordings never seen in training by default). Use a seed the training stream does not use."""
+    types = tuple(edit_types) if edit_types else EDIT_TYPES
+    out = []
+    for t_index, edit_type in enumerate(types):
+        for k in range(per_type):
+            rng = np.random.default_rng([seed, t_index, k])
+            out.append(sample_edit(rng, (edit_type,), splits[k % len(splits)], image_size))
+    return out
+
+
 def edit_tuple(edit: ShapesEdit) -> dict[str, Any]:
     """The record fields of `edit` (everything but the image): the paper's tuple plus attributes."""
     return {

@@ -99,6 +99,7 @@ class EditScore:
     # why success or preservation failed: "not_as_asked", "<attribute>_changed", "shape_lost", "moved", "iou", "size"
     failures: list[str] = field(default_factory=list)
     measured: dict[str, float] = field(default_factory=dict)  # moved_px, iou, size_change_px where checked
+    phrasing_split: Optional[str] = None  # "train" / "heldout" when the instruction's wording is known
     read_source: Optional[dict] = None
     read_output: Optional[dict] = None
 
@@ -136,6 +137,7 @@ def score_edit(
     keep_iou: float = 0.7,
     size_tol: float = 2.0,
     pixel_tol: int = 32,
+    phrasing_split: Optional[str] = None,
 ) -> EditScore:
     """Score one edit: `source`/`target` are the asked-for attributes before/after, the images are pixels."""
     if edit_type not in _NAMED:
@@ -179,14 +181,16 @@ def score_edit(
         pixel_agreement=pixel_agreement(source_image, output_image, outside, pixel_tol),
         failures=([] if success else ["not_as_asked"]) + broken,
         measured=measured,
+        phrasing_split=phrasing_split,
         read_source=src_reading.attributes.to_json(),
         read_output=out.to_json(),
     )
 
 
 def summarize_edits(scores: Sequence[EditScore]) -> dict[str, Any]:
-    """Per edit type: n, success, preservation, pixel agreement and the commonest failures; plus the average of
-    success and preservation over the colour / background / shape / style types present."""
+    """Per edit type: n, success, preservation, pixel agreement and the commonest failures; "average": the same
+    averaged over the colour / background / shape / style types present; "per_split": that average for the
+    instructions of each phrasing split ("train", "heldout") where the scores know it."""
     per_type: dict[str, dict[str, Any]] = {}
     for t in EDIT_TYPE_ORDER:
         group = [s for s in scores if s.edit_type == t]
@@ -199,12 +203,22 @@ def summarize_edits(scores: Sequence[EditScore]) -> dict[str, Any]:
             "pixel_agreement": float(np.mean([s.pixel_agreement for s in group])),
             "failures": dict(Counter(f for s in group for f in s.failures).most_common()),
         }
-    core = [per_type[t] for t in CORE_EDIT_TYPES if t in per_type]
-    average = None
-    if core:
-        average = {k: float(np.mean([c[k] for c in core])) for k in ("success", "preservation", "pixel_agreement")}
-        average["types"] = [t for t in CORE_EDIT_TYPES if t in per_type]
-    return {"n": len(scores), "per_type": per_type, "average": average}
+    splits = sorted({s.phrasing_split for s in scores if s.phrasing_split})
+    per_split = {sp: _core_average([s for s in scores if s.phrasing_split == sp]) for sp in splits}
+    return {"n": len(scores), "per_type": per_type, "average": _core_average(scores), "per_split": per_split}
+
+
+def _core_average(scores: Sequence[EditScore]) -> Optional[dict[str, Any]]:
+    """Success / preservation / pixel agreement averaged over the colour, background, shape and style types
+    present (each type weighs the same, whatever its count)."""
+    types = [t for t in CORE_EDIT_TYPES if any(s.edit_type == t for s in scores)]
+    if not types:
+        return None
+    out: dict[str, Any] = {}
+    for key, attr in (("success", "success"), ("preservation", "preserved"), ("pixel_agreement", "pixel_agreement")):
+        out[key] = float(np.mean([np.mean([getattr(s, attr) for s in scores if s.edit_type == t]) for t in types]))
+    out["types"] = types
+    return out
 
 
 def edit_markdown(summary: dict[str, Any], title: Optional[str] = None) -> str:
@@ -213,10 +227,12 @@ def edit_markdown(summary: dict[str, Any], title: Optional[str] = None) -> str:
     for t, row in summary["per_type"].items():
         lines.append(f"| {t} | {row['n']} | {100 * row['success']:.1f}% | {100 * row['preservation']:.1f}% "
                      f"| {100 * row['pixel_agreement']:.1f}% |")
-    avg = summary.get("average")
-    if avg:
-        lines.append(f"| **average ({', '.join(avg['types'])})** | | **{100 * avg['success']:.1f}%** | "
-                     f"**{100 * avg['preservation']:.1f}%** | **{100 * avg['pixel_agreement']:.1f}%** |")
+    rows = [("average", summary.get("average"))]
+    rows += [(f"average, {sp} phrasings", avg) for sp, avg in (summary.get("per_split") or {}).items()]
+    for label, avg in rows:
+        if avg:
+            lines.append(f"| **{label} ({', '.join(avg['types'])})** | | **{100 * avg['success']:.1f}%** | "
+                         f"**{100 * avg['preservation']:.1f}%** | **{100 * avg['pixel_agreement']:.1f}%** |")
     return "\n".join(lines) + "\n"
 
 
@@ -335,7 +351,8 @@ def write_edit_report(
     if not len(edits) == len(source_images) == len(output_images):
         raise ValueError(f"{len(edits)} edits, {len(source_images)} sources, {len(output_images)} outputs")
     scores = [
-        score_edit(e.source, e.edit_type, e.target, src, out, **score_options)
+        score_edit(e.source, e.edit_type, e.target, src, out, phrasing_split=getattr(e, "phrasing_split", None),
+                   **score_options)
         for e, src, out in zip(edits, source_images, output_images)
     ]
     summary = summarize_edits(scores)
