@@ -91,3 +91,10 @@ def test_edit_dataset_reads_real_image_records_and_resizes(tmp_path):
         (tmp_path / "bad.png").write_text("not a png")
         load_pixels(tmp_path / "bad.png")
     assert render(Attributes(None, None, "red", None)).shape == (32, 32, 3)
+
+
+def test_stream_workers_share_the_indices_without_overlap():
+    loader = DataLoader(ShapesEditStream(seed=3, start=10), batch_size=4, num_workers=2)
+    it = iter(loader)
+    seen = [int(i) for _ in range(2) for i in next(it)["index"]]
+    assert sorted(seen) == list(range(10, 18))
