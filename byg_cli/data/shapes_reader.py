@@ -167,6 +167,8 @@ def read(pixels: Any) -> Reading:
     """Read one image (uint8 HxWx3, or float/tensor in [-1, 1]) back into attributes."""
     img = to_uint8_image(pixels)
     h, w, _ = img.shape
+    if h != w:
+        raise ValueError(f"shapes-world images are square; got {h}x{w}")
     rgb = img.astype(np.float64)
     labels = nearest_palette(rgb)
 
