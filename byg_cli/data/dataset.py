@@ -6,7 +6,9 @@ truth is known (shapes-world records; only the supervised baseline and evaluatio
 
 The streams are pure functions of (seed, index): `item(index)` can be called in any order, and iterating from
 `start=` continues a stream exactly where a run that stopped at that index left off. With several DataLoader
-workers, worker w of n takes the indices start + w, start + w + n, ...
+workers, worker w of n takes the indices start + w, start + w + n, ..., so the indices consumed form one
+contiguous range only after a multiple of n batches; a trainer that needs exact resumption at any step should
+call `item(index)` itself (as `byg_cli.data.sources` does).
 """
 
 from __future__ import annotations

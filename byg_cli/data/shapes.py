@@ -154,8 +154,10 @@ def shape_mask(attrs: Attributes, image_size: int = DEFAULT_IMAGE_SIZE) -> np.nd
     filled = filled_mask(attrs.shape, attrs.cx, attrs.cy, attrs.size, image_size)
     if attrs.style == "filled":
         return filled
-    inner = ndimage.binary_erosion(filled, structure=np.ones((3, 3), bool), iterations=outline_thickness(image_size))
-    return filled & ~inner
+    # The outline is every pixel within `thickness` + 0.5 px (Euclidean, centre to centre) of the outside: a ring is
+    # round and of even width all the way (a square-element erosion would make small rings look octagonal).
+    distance_to_outside = ndimage.distance_transform_edt(np.pad(filled, 1))[1:-1, 1:-1]
+    return filled & (distance_to_outside <= outline_thickness(image_size) + 0.5)
 
 
 def silhouette_mask(attrs: Attributes, image_size: int = DEFAULT_IMAGE_SIZE) -> np.ndarray:

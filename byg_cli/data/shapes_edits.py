@@ -264,6 +264,24 @@ def edit_for_index(
     return sample_edit(np.random.default_rng([seed, index]), edit_types, split, image_size)
 
 
+def evaluation_edits(
+    seed: int,
+    per_type: int,
+    edit_types: Optional[Iterable[str]] = None,
+    splits: Sequence[str] = ("train", "heldout"),
+    image_size: int = DEFAULT_IMAGE_SIZE,
+) -> list[ShapesEdit]:
+    """A balanced evaluation set: `per_type` edits of each type, phrasings taken from `splits` in turn (so half
+    use wordings never seen in training by default). Use a seed the training stream does not use."""
+    types = tuple(edit_types) if edit_types else EDIT_TYPES
+    out = []
+    for t_index, edit_type in enumerate(types):
+        for k in range(per_type):
+            rng = np.random.default_rng([seed, t_index, k])
+            out.append(sample_edit(rng, (edit_type,), splits[k % len(splits)], image_size))
+    return out
+
+
 def edit_tuple(edit: ShapesEdit) -> dict[str, Any]:
     """The record fields of `edit` (everything but the image): the paper's tuple plus attributes."""
     return {
@@ -276,3 +294,26 @@ def edit_tuple(edit: ShapesEdit) -> dict[str, Any]:
         "tgt_attributes": edit.target.to_json(),
         "phrasing_split": edit.phrasing_split,
     }
+
+
+def shapes_corpus() -> list[str]:
+    """Lines that together use every word the shapes world can say (captions of every kind, train and held-out
+    instructions of every edit type), enumerated rather than sampled: a complete corpus for a word-level
+    tokenizer of the tiny base model."""
+    from byg_cli.data.shapes import N_PHRASINGS, STYLES
+
+    lines = []
+    for k in range(max(len(COLORS), len(SHAPES))):
+        color, background = COLORS[k % len(COLORS)], COLORS[(k + 1) % len(COLORS)]
+        for style in STYLES:
+            attrs = Attributes(SHAPES[k % len(SHAPES)], color, background, style, 16.0, 16.0, 16)
+            lines += [caption(attrs, phrasing=p) for p in range(N_PHRASINGS)]
+            lines += [caption(attrs.replace(shape=None, color=None, style=None), phrasing=p) for p in range(N_PHRASINGS)]
+            values = dict(
+                shape=SHAPES[k % len(SHAPES)], new_shape=SHAPES[(k + 1) % len(SHAPES)],
+                color=color, new_color=COLORS[(k + 2) % len(COLORS)],
+                background=background, new_background=COLORS[(k + 3) % len(COLORS)],
+                style_word=_STYLE_WORD[style],
+            )
+            lines += [with_articles(p.template.format(**values)) for group in PHRASINGS.values() for p in group]
+    return sorted(set(lines))

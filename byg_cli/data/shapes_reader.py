@@ -12,7 +12,7 @@ Steps (all geometry, all on one image):
 4. hull = the convex hull of the mask (all shapes are convex, so an outline's hull is the filled shape, and a
    clean render's hull is exactly its own silhouette);
 5. shape type = the shape whose clean silhouette, fitted to the hull's bounding box, overlaps the hull best
-   (intersection over union); centre and size = the bounding box's centre and mean side;
+   (intersection over union); centre and size = the bounding box's centre and longer side;
 6. style = filled when the mask covers at least `FILLED_COVERAGE` of the hull (a 2 px outline covers at most
    ~0.8 of it, a filled shape all of it).
 
@@ -167,6 +167,8 @@ def read(pixels: Any) -> Reading:
     """Read one image (uint8 HxWx3, or float/tensor in [-1, 1]) back into attributes."""
     img = to_uint8_image(pixels)
     h, w, _ = img.shape
+    if h != w:
+        raise ValueError(f"shapes-world images are square; got {h}x{w}")
     rgb = img.astype(np.float64)
     labels = nearest_palette(rgb)
 
@@ -203,7 +205,7 @@ def read(pixels: Any) -> Reading:
     region = filled_region(mask)
     x0, y0, x1, y1 = _bbox(hull)
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    size = ((x1 - x0) + (y1 - y0)) / 2
+    size = float(max(x1 - x0, y1 - y0))  # an elongated blob is then no close match for any clean shape
     scores = {s: mask_iou(hull, filled_mask(s, cx, cy, size, w)) for s in SHAPES}
     shape = max(scores, key=scores.get)
     coverage = float(mask.sum() / hull.sum())
