@@ -86,7 +86,7 @@ async def rater_session(client, token, rng, latencies, sent):
     return state
 
 
-def test_fifty_concurrent_raters_lose_and_duplicate_nothing(served_study):
+def test_fifty_concurrent_raters_lose_and_duplicate_nothing(served_study, capsys):
     result, url = served_study
     latencies, sent = [], []
 
@@ -125,7 +125,8 @@ def test_fifty_concurrent_raters_lose_and_duplicate_nothing(served_study):
 
     ms = sorted(1000 * x for x in latencies)
     pct = {p: ms[min(len(ms) - 1, int(p / 100 * len(ms)))] for p in (50, 90, 95, 99)}
-    print(
-        f"\nload: {RATERS} raters, {len(ms)} requests, {total} votes in {wall:.2f} s; latency ms "
-        + ", ".join(f"p{p}={v:.1f}" for p, v in pct.items()) + f", max={ms[-1]:.1f}"
-    )
+    with capsys.disabled():  # shown in every run, not only with -s
+        print(
+            f"\nload: {RATERS} raters, {len(ms)} requests, {total} votes in {wall:.2f} s; latency ms "
+            + ", ".join(f"p{p}={v:.1f}" for p, v in pct.items()) + f", max={ms[-1]:.1f}"
+        )

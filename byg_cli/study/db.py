@@ -74,12 +74,12 @@ def connect(path: Path | str, *, must_exist: bool = True) -> sqlite3.Connection:
         raise BygError(f"{path}: no such study database (make one with `byg user-study build`)")
     conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout=30000")
+    if must_exist:
+        _check_schema(conn, path)  # before anything is written: never turn someone else's file into WAL
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=30000")
-    if must_exist:
-        _check_schema(conn, path)
     return conn
 
 
@@ -87,8 +87,10 @@ def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
     try:
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     except sqlite3.DatabaseError as err:
+        conn.close()
         raise BygError(f"{path}: not a byg user-study database ({err})") from None
     if row is None or row["value"] != SCHEMA_VERSION:
+        conn.close()
         raise BygError(f"{path}: not a byg user-study database of schema version {SCHEMA_VERSION}")
 
 

@@ -99,12 +99,11 @@ def bar_chart(ours: str, other: str, result: dict, path: Path) -> None:
     ax.barh(y, [100 * (1 - r) for r in rates], left=[100 * r for r in rates], color=OTHER_COLOR, label=other,
             height=0.6)
     ax.errorbar([100 * r for r in rates], y, xerr=[100 * s for s in sems], fmt="none", ecolor="black", capsize=4)
-    for yi, r in zip(y, rates):
-        if r >= 0.08:
-            ax.text(100 * r / 2, yi, f"{100 * r:.1f}%", ha="center", va="center", color="white", fontweight="bold")
-        if 1 - r >= 0.08:
-            ax.text(100 * r + 100 * (1 - r) / 2, yi, f"{100 * (1 - r):.1f}%", ha="center", va="center",
-                    color="white", fontweight="bold")
+    for yi, r in zip(y, rates):  # labels at the outer ends, clear of the error bar at the boundary
+        if r >= 0.12:
+            ax.text(2, yi, f"{100 * r:.1f}%", ha="left", va="center", color="white", fontweight="bold")
+        if 1 - r >= 0.12:
+            ax.text(98, yi, f"{100 * (1 - r):.1f}%", ha="right", va="center", color="white", fontweight="bold")
     ax.axvline(50, color="grey", linestyle="--", linewidth=1)
     ax.set_yticks(y, names)
     ax.set_xlim(0, 100)
