@@ -118,3 +118,27 @@ def test_rater_votes_through_a_pack_with_a_reload_midway(tmp_path, browser):
     # The other rater has not voted.
     assert conn.execute("SELECT COUNT(*) FROM votes WHERE rater_id != ?", (rater_id,)).fetchone()[0] == 0
     conn.close()
+
+
+def test_image_study_with_keyboard_votes(tmp_path, browser):
+    result = make_study(tmp_path, items=3, raters=1, kind="image")
+    keys = ["a", "b", "b"]
+    with running_server(result.path) as url:
+        page = browser.new_page()
+        page.set_default_timeout(15000)
+        page.goto(f"{url}/r/{result.raters[0].token}")
+        expect(page.locator("#question")).to_have_text("Which image is the better editing result?")
+        expect(page.locator("#video-controls")).to_be_hidden()
+        items = []
+        for done, key in enumerate(keys):
+            expect(page.locator("#progress")).to_have_text(f"{done} / 3")
+            page.wait_for_function("() => [...document.querySelectorAll('.media img')].every(i => i.naturalWidth === 16)")
+            items.append(page.get_attribute("#study", "data-item"))
+            page.keyboard.press(key)
+        expect(page.locator("#done")).to_be_visible()
+    conn = db.connect(result.path)
+    rater_id = db.rater_by_token(conn, result.raters[0].token)["id"]
+    sides = {v.item: v.side for v in db.all_votes(conn)}
+    assert sides == {item: key.upper() for item, key in zip(items, keys)}
+    assert len(db.assignments(conn, rater_id)) == 3
+    conn.close()

@@ -260,7 +260,7 @@ def create_app(db_path: Path | str) -> Starlette:
         votes = await run_in_threadpool(lambda: [v.__dict__ for v in db.all_votes(conns.get())])
         return JSONResponse({"methods": methods, "votes": votes}, headers={"Cache-Control": "no-store"})
 
-    async def not_found(request: Request, exc: HTTPException) -> Response:
+    async def http_error(request: Request, exc: HTTPException) -> Response:
         return _error(exc.status_code, exc.detail)
 
     app = Starlette(
@@ -274,7 +274,7 @@ def create_app(db_path: Path | str) -> Starlette:
             Route("/admin/export", admin_export),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
-        exception_handlers={HTTPException: not_found},
+        exception_handlers={HTTPException: http_error},
         lifespan=_closing(conns),
         max_body_size=MAX_BODY_BYTES,
     )
