@@ -116,7 +116,7 @@ def test_cli_build_prints_rater_links(tmp_path):
     assert len(tokens) == 3
     for token in tokens:
         assert f"http://study.example:9000/r/{token}" in result.output
-    assert "admin token:" in result.output
+    assert "Admin token:" in result.output
 
 
 def test_cli_reports_bad_input_as_one_line_error(tmp_path):

@@ -5,7 +5,6 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from byg_cli.cli.app import app
 
@@ -14,13 +13,14 @@ app.add_typer(study_app, name="user-study")
 
 
 def _print_links(base_url: str, raters, admin_token: str) -> None:
-    table = Table("rater", "link", title="Rater links (send one to each rater)")
-    for r in raters:
-        table.add_row(r.name, f"{base_url}/r/{r.token}")
+    # Plain lines, never wrapped, so links can be copied from any terminal width.
     console = Console()
-    console.print(table)
-    console.print(f"admin token: {admin_token}  (live counts: {base_url}/admin/counts?token={admin_token}, "
-                  f"export: {base_url}/admin/export?token={admin_token})", soft_wrap=True)
+    console.print("[bold]Rater links[/] (send one to each rater):")
+    for r in raters:
+        console.print(f"  {r.name}  {base_url}/r/{r.token}", soft_wrap=True, highlight=False)
+    console.print(f"[bold]Admin token[/]: {admin_token}", soft_wrap=True, highlight=False)
+    console.print(f"  live counts: {base_url}/admin/counts?token={admin_token}", soft_wrap=True, highlight=False)
+    console.print(f"  export:      {base_url}/admin/export?token={admin_token}", soft_wrap=True, highlight=False)
 
 
 @study_app.command("build")
