@@ -106,7 +106,7 @@ def clean_sanitised(answer: str) -> str:
         raise Rejected("the LLM answered with an empty caption")
     lowered = text.lower()
     for word in STYLE_WORDS:
-        if re.search(r"(?<![\w-])" + re.escape(word) + r"(?![\w-])", lowered):
+        if re.search(r"(?<!\w)" + re.escape(word) + r"(?!\w)", lowered):
             raise Rejected(f"the sanitised caption still names a style ({word!r})")
     return text
 

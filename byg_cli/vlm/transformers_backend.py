@@ -54,14 +54,17 @@ class TransformersChatBackend:
             raise BygError(f"batch size must be at least 1, got {batch_size}")
         self.name = folder.name
         self.batch_size = batch_size
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        on_gpu = device is None and torch.cuda.is_available()
+        dtype = torch.bfloat16 if on_gpu or (device or "").startswith("cuda") else torch.float32
         self.processor = AutoProcessor.from_pretrained(folder)
         tokenizer = self.processor.tokenizer
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        self.model = AutoModelForImageTextToText.from_pretrained(folder, dtype=dtype).to(self.device).eval()
+        if on_gpu:  # spread a large model over the visible GPUs
+            self.model = AutoModelForImageTextToText.from_pretrained(folder, dtype=dtype, device_map="auto").eval()
+        else:
+            self.model = AutoModelForImageTextToText.from_pretrained(folder, dtype=dtype).to(device or "cpu").eval()
 
     def chat(self, requests: list[ChatRequest]) -> list[str]:
         answers: list[str | None] = [None] * len(requests)
@@ -86,7 +89,7 @@ class TransformersChatBackend:
             self.processor.apply_chat_template(_messages(r), add_generation_prompt=True, tokenize=False) for r in batch
         ]
         images = [img.convert("RGB") for r in batch for img in r.images]
-        enc = self.processor(text=texts, images=images or None, return_tensors="pt", padding=True).to(self.device)
+        enc = self.processor(text=texts, images=images or None, return_tensors="pt", padding=True).to(self.model.device)
         first = batch[0]
         kwargs = dict(max_new_tokens=first.max_new_tokens, pad_token_id=self.processor.tokenizer.pad_token_id)
         if first.temperature > 0:
