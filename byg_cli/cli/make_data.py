@@ -53,9 +53,6 @@ def make_data_command(
         metadata = write_shapes_dataset(folder, count or 1000, seed, edit_types, split, image_size=size)
         typer.echo(f"wrote {metadata}")
         return
-    if not Path(source).is_dir():
-        raise BygError(f"make-data: unknown SOURCE '{source}': not an images folder; accepted sources: an images "
-                       f"folder, videos, shapes")
     out = out or Path("edits.jsonl")
     if source == "videos":
         from byg_cli.makedata.entry import run_videos
@@ -63,6 +60,9 @@ def make_data_command(
         run_videos(extra, out=out, count=count, seed=seed, llm=llm, llm_model=vlm_model, t2v=t2v, clips=clips,
                    keep_list=keep_list, clip=clip, clip_threshold=clip_threshold, **server)
         return
+    if not Path(source).is_dir():
+        raise BygError(f"make-data: unknown SOURCE '{source}': not an images folder; accepted sources: an images "
+                       f"folder, videos, shapes")
     from byg_cli.makedata.entry import run_images
 
     run_images(source, extra, out=out, count=count, seed=seed, vlm=vlm, vlm_model=vlm_model, metadata=metadata,

@@ -119,16 +119,3 @@ def write_shapes_dataset(
         metadata.touch()
     return metadata
 
-
-def shapes_vocabulary(samples: int = 4000) -> list[str]:
-    """Text covering every word the shapes world says (captions, train and held-out instructions): the corpus
-    for the tiny base model's word-level tokenizers."""
-    from byg_cli.data.shapes import caption_for_index
-    from byg_cli.data.shapes_edits import edit_for_index
-
-    lines = [caption_for_index(7, i)[1] for i in range(samples)]
-    for split in ("train", "heldout"):
-        for i in range(samples):
-            e = edit_for_index(7, i, split=split)
-            lines += [e.src_caption, e.tgt_caption, e.instruction, e.reverse_instruction]
-    return lines

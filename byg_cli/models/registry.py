@@ -31,9 +31,9 @@ def create_if_missing(model_cfg) -> None:
     from byg_cli.models.tiny import DEFAULT_CORPUS, TinyFluxSpec, write_tiny_flux
 
     if spec_cfg.vocabulary == "shapes":
-        from byg_cli.data.shapes_dataset import shapes_vocabulary
+        from byg_cli.data.shapes_edits import shapes_corpus
 
-        corpus = shapes_vocabulary()
+        corpus = shapes_corpus()
     else:
         corpus = list(DEFAULT_CORPUS)
     fields = spec_cfg.model_dump(exclude={"vocabulary", "seed"})
