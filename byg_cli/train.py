@@ -206,7 +206,12 @@ def prepare_run_dir(cfg: Recipe, run_dir: Path, resume: bool) -> None:
     if not resume and ckpt.latest_checkpoint(run_dir) is not None:
         raise BygError(f"{run_dir} already holds checkpoints: pass --resume to continue it, or choose another "
                        f"--run-dir")
-    write_recipe(cfg, run_dir / "recipe.toml")
+    # The run's own copy names its folders absolutely, so `byg edit --run` works from anywhere.
+    resolved = cfg.model_copy(deep=True)
+    resolved.model.path = resolved.model.path.resolve()
+    if resolved.data.path is not None:
+        resolved.data.path = resolved.data.path.resolve()
+    write_recipe(resolved, run_dir / "recipe.toml")
 
 
 def train(cfg: Recipe, run_dir: Optional[Path] = None, resume: bool = False,

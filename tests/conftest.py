@@ -59,3 +59,14 @@ def write_recipe(path: Path, model: Path, records: Path, objective: str = "byg",
         tree.setdefault(table, {})[name] = value
     path.write_text(tomli_w.dumps(tree))
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_flux, tiny_records) -> Path:
+    """A short byg run on the tiny random FLUX (for edit / eval tests)."""
+    from byg_cli.recipe import load_recipe
+    from byg_cli.train import train
+
+    root = tmp_path_factory.mktemp("tiny-run")
+    recipe = write_recipe(root / "r.toml", tiny_flux, tiny_records, "byg", **{"train.steps": 6})
+    return train(load_recipe(recipe), quiet=True)
