@@ -32,9 +32,12 @@ class TrainState:
     history: list[dict] = field(default_factory=list)
 
 
-def build_objective_from(cfg: Recipe):
+def build_objective_from(cfg: Recipe, model=None):
     o = cfg.objective
-    timesteps = TimestepSampler(o.timesteps.kind, o.timesteps.mean, o.timesteps.std, o.timesteps.shift)
+    # A backbone may own only part of the time axis (a Wan2.2 A14B run that trains one expert).
+    window = model.train_time_range() if hasattr(model, "train_time_range") else None
+    timesteps = TimestepSampler(o.timesteps.kind, o.timesteps.mean, o.timesteps.std, o.timesteps.shift,
+                                window=window)
     byg = BygConfig(rollout_steps=o.rollout_steps, rollout_shift=o.rollout_shift, lambda_prior=o.lambda_prior,
                     lambda_id=o.lambda_id, lambda_cycle=o.lambda_cycle, alpha=o.alpha,
                     identity_warmup_steps=o.identity_warmup_steps, identity_prob=o.identity_prob,
@@ -61,7 +64,7 @@ class Trainer:
         warm = t.lr_warmup_steps
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: min(1.0, (s + 1) / warm) if warm else 1.0)
-        self.objective = build_objective_from(cfg)
+        self.objective = build_objective_from(cfg, self.model)
         self.source = build_source(cfg.data, cfg.run.seed)
         self.generator = torch.Generator().manual_seed(cfg.run.seed * 1000 + self.rank)
         self.use_ema = not self.is_t2i and cfg.objective.name == "byg" and cfg.objective.rollout_adapter == "ema"
@@ -165,7 +168,16 @@ class Trainer:
             return save_grid(out, rows, scale=4 if images.shape[-1] <= 64 else 1)
         items = [self.source.item(i) for i in range(s.count)]
         pixels = torch.stack([it["pixels"] for it in items])
-        edited = edit_pixels(self.model, pixels, [it["instruction"] for it in items], s.steps, seed=0)
+        inf = self.cfg.inference
+        edited = edit_pixels(self.model, pixels, [it["instruction"] for it in items], s.steps, seed=0,
+                             sampler=inf.sampler, flow_shift=inf.flow_shift)
+        if pixels.dim() == 5:  # videos (B, 3, F, H, W): first, middle and last frame of source and edit
+            f = pixels.shape[2]
+            picks = sorted({0, f // 2, f - 1})
+            rows = [[to_pil(v[:, k]) for k in picks] + [to_pil(e[:, k]) for k in picks]
+                    for v, e in zip(pixels, edited)]
+            labels = [f"source {k}" for k in picks] + [f"edited {k}" for k in picks]
+            return save_grid(out, rows, labels, scale=4 if pixels.shape[-1] <= 64 else 1)
         rows = [[to_pil(a), to_pil(b)] for a, b in zip(pixels, edited)]
         return save_grid(out, rows, ["source", "edited"], scale=4 if pixels.shape[-1] <= 64 else 1)
 

@@ -48,6 +48,15 @@ def collate(items: list[dict]) -> dict:
 
 def build_source(data_cfg, seed: int) -> Source:
     if data_cfg.kind == "records":
+        from byg_cli.data.records import iter_records
+
+        first = next(iter_records(data_cfg.path), None)
+        if first is not None and first.media_kind == "video":
+            from byg_cli.data.video import VideoEditDataset
+
+            return ShuffledRecords(VideoEditDataset(  # type: ignore[arg-type]
+                data_cfg.path, data_cfg.height or data_cfg.resolution, data_cfg.width or data_cfg.resolution,
+                data_cfg.frames, data_cfg.fps), seed)
         return ShuffledRecords(EditDataset(data_cfg.path, data_cfg.resolution), seed)
     if data_cfg.kind == "shapes_t2i":
         return ShapesCaptionStream(seed, data_cfg.resolution)

@@ -28,6 +28,11 @@ def create_if_missing(model_cfg) -> None:
     spec_cfg = model_cfg.create
     if spec_cfg is None or (Path(model_cfg.path) / "model_index.json").is_file():
         return
+    if model_cfg.family != "flux":
+        from byg_cli.errors import BygError
+
+        raise BygError(f"model.create: creating a tiny model is only for family 'flux'; {model_cfg.path} has no "
+                       f"model_index.json")
     from byg_cli.models.tiny import DEFAULT_CORPUS, TinyFluxSpec, write_tiny_flux
 
     if spec_cfg.vocabulary == "shapes":
@@ -50,10 +55,23 @@ def load_backbone(model_cfg, adapters: bool):
         model = FluxBackbone.load(model_cfg.path, dtype=DTYPES[model_cfg.dtype], guidance=model_cfg.guidance,
                                   source_id_offset=model_cfg.source_id_offset,
                                   max_sequence_length=model_cfg.max_sequence_length)
+    elif model_cfg.family == "wan":
+        from byg_cli.models.wan import WanBackbone
+
+        model = WanBackbone.load(model_cfg.path, dtype=DTYPES[model_cfg.dtype],
+                                 max_sequence_length=model_cfg.max_sequence_length,
+                                 boundary_ratio=model_cfg.boundary_ratio, source_timestep=model_cfg.source_timestep,
+                                 train_expert=model_cfg.train_expert)
     else:  # pragma: no cover - the recipe's Literal rejects other families
         raise ValueError(model_cfg.family)
     if adapters:
-        model.add_adapters(model_cfg.lora_rank, model_cfg.lora_alpha, tuple(model_cfg.lora_targets))
+        if model_cfg.lora_targets is None:
+            model.add_adapters(model_cfg.lora_rank, model_cfg.lora_alpha)  # the family's default targets
+        else:
+            model.add_adapters(model_cfg.lora_rank, model_cfg.lora_alpha, tuple(model_cfg.lora_targets))
     if model_cfg.gradient_checkpointing:
-        model.transformer.enable_gradient_checkpointing()
+        if hasattr(model, "enable_gradient_checkpointing"):  # Wan: every expert
+            model.enable_gradient_checkpointing()
+        else:
+            model.transformer.enable_gradient_checkpointing()
     return model
