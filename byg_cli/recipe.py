@@ -79,7 +79,7 @@ def frames_4k1(value: Optional[int]) -> Optional[int]:
 
 
 class DataConfig(Section):
-    kind: Literal["records", "shapes_t2i", "shapes_edit"] = "records"
+    kind: Literal["records", "shapes_t2i", "shapes_edit", "shapes_video_edit"] = "records"
     path: Optional[Path] = None
     resolution: int = Field(32, ge=8)
     edit_types: Optional[list[str]] = None

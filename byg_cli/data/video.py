@@ -116,14 +116,20 @@ def from_video_tensor(video: torch.Tensor) -> np.ndarray:
     return arr.permute(1, 2, 3, 0).cpu().numpy()
 
 
-def write_video(path: Path, frames: np.ndarray, fps: Fraction | float) -> Path:
-    """H.264 (yuv420p) through imageio-ffmpeg, at `fps`; sides must be even (the model's grid always is)."""
+def write_video(path: Path, frames: np.ndarray, fps: Fraction | float, lossless: bool = False) -> Path:
+    """H.264 through imageio-ffmpeg, at `fps`: yuv420p (plays everywhere; sides must be even, the model's grid
+    always is), or with `lossless` RGB H.264 at CRF 0 (libx264rgb), which decodes back to the exact pixels
+    (the shapes world's clips, read by an exact reader)."""
     import imageio.v2 as imageio
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = imageio.get_writer(str(path), fps=float(fps), codec="libx264", pixelformat="yuv420p",
-                                macro_block_size=2, ffmpeg_log_level="error", format="FFMPEG")
+    if not lossless and (frames.shape[1] % 2 or frames.shape[2] % 2):
+        raise ValueError(f"yuv420p H.264 needs even frame sides, got {frames.shape[2]}x{frames.shape[1]}")
+    codec = dict(codec="libx264rgb", pixelformat="rgb24", output_params=["-crf", "0"]) if lossless else \
+        dict(codec="libx264", pixelformat="yuv420p")
+    writer = imageio.get_writer(str(path), fps=float(fps), macro_block_size=1, ffmpeg_log_level="error",
+                                format="FFMPEG", **codec)
     try:
         for frame in frames:
             writer.append_data(np.ascontiguousarray(frame))
