@@ -77,10 +77,11 @@ class Editor:
             raise BygError("this run edits videos (a Wan model): give a video file")
         size = self.resolution
         pixels = torch.stack([to_tensor(center_crop_resize(img.convert("RGB"), size, size)) for img in images])
-        out = self._sample(pixels, list(instructions), steps, seed, callback)
+        out = self.sample_pixels(pixels, list(instructions), steps, seed, callback)
         return [to_pil(x) for x in out]
 
-    def _sample(self, pixels, instructions, steps, seed, callback):
+    def sample_pixels(self, pixels, instructions, steps=None, seed=0, callback=None):
+        """Edit pixels (B, 3, H, W) or videos (B, 3, F, H, W) in [-1, 1] with the run's inference settings."""
         inf = self.inference
         return edit_pixels(self.model, pixels, instructions, steps or inf.steps, seed=seed, adapter=self.weights,
                            callback=callback, sampler=inf.sampler, flow_shift=inf.flow_shift)
@@ -100,7 +101,7 @@ class Editor:
         height, width, most = self.video_grid()
         clip, back = edit_plan(video.count, most)
         pixels = to_video_tensor(fit_frames(video.frames[clip], width, height))[None]
-        out = self._sample(pixels, [instruction], steps, seed, callback)[0]
+        out = self.sample_pixels(pixels, [instruction], steps, seed, callback)[0]
         frames = from_video_tensor(out)
         return Video(frames[back], video.fps)
 

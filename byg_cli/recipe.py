@@ -40,6 +40,11 @@ class CreateConfig(Section):
     guidance_embeds: bool = False
     shift: float = Field(1.0, gt=0, description="sampling shift written to the scheduler config")
     seed: int = 0
+    # family "wan" (tiny_wan.TinyWanSpec): num_layers, num_heads, head_dim, text_dim, text_layers,
+    # max_text_length, pixel_patch (0 = a tiny AutoencoderKLWan) and shift (UniPC flow shift) apply, plus:
+    variant: Literal["ti2v", "a14b"] = Field("ti2v", description="wan: one transformer with per-token time "
+                                                                 "(ti2v) or two experts (a14b)")
+    ffn_dim: int = Field(128, ge=4, description="wan: feed-forward width")
 
 
 class ModelConfig(Section):
@@ -79,7 +84,7 @@ def frames_4k1(value: Optional[int]) -> Optional[int]:
 
 
 class DataConfig(Section):
-    kind: Literal["records", "shapes_t2i", "shapes_edit", "shapes_video_edit"] = "records"
+    kind: Literal["records", "shapes_t2i", "shapes_edit", "shapes_video_t2v", "shapes_video_edit"] = "records"
     path: Optional[Path] = None
     resolution: int = Field(32, ge=8)
     edit_types: Optional[list[str]] = None

@@ -79,7 +79,12 @@ class Trainer:
         if self.is_t2i:
             m.transformer.requires_grad_(True)
             named = [(f"transformer.{n}", p) for n, p in m.transformer.named_parameters()]
-            if self.cfg.model.train_text_encoder:
+            if self.cfg.model.train_text_encoder and hasattr(m, "text_modules"):  # Wan: UMT5
+                for folder, module in m.text_modules().items():
+                    module.requires_grad_(True)
+                    named += [(f"{folder}.{n}", p) for n, p in module.named_parameters()]
+                m.text_trainable = True
+            elif self.cfg.model.train_text_encoder:
                 m.text.t5.requires_grad_(True)
                 m.text.clip.requires_grad_(True)
                 m.text_trainable = True
@@ -164,6 +169,9 @@ class Trainer:
                                     for i in range(s.count)]
             shape = self.model.encode(self.source.item(0)["pixels"][None]).shape[1:]
             images = generate(self.model, prompts, tuple(shape), s.steps, seed=0)
+            if images.dim() == 5:  # videos: one row of frames per prompt
+                rows = [[to_pil(v[:, k]) for k in range(v.shape[1])] for v in images]
+                return save_grid(out, rows, scale=4 if images.shape[-1] <= 64 else 1)
             rows = [[to_pil(img) for img in images]]
             return save_grid(out, rows, scale=4 if images.shape[-1] <= 64 else 1)
         items = [self.source.item(i) for i in range(s.count)]

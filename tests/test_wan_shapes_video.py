@@ -98,3 +98,43 @@ def test_frame_count_mismatch_is_an_error():
     with pytest.raises(ValueError, match="5 frames"):
         score_video_edit(edit.source, edit.target, render_clip(edit.source, 32), render_clip(edit.source, 32)[:4])
     assert ShapeClip.from_json(edit.source.to_json()) == edit.source
+
+
+def test_the_video_pixel_codec_is_exact_and_keeps_wans_latent_layout():
+    import torch
+
+    from byg_cli.models.video_codec import VideoPixelCodec
+
+    codec = VideoPixelCodec(patch=2, temporal=4)
+    x = torch.rand(2, 3, 9, 8, 12) * 2 - 1
+    z = codec.encode(x)
+    assert z.shape == (2, 48, 3, 4, 6) and torch.equal(codec.decode(z), x)  # (F-1)/4 + 1 latent frames
+    y = x.clone()
+    y[:, :, 5] += 1  # frames 5-8 live in latent frame 2 only
+    assert [bool((codec.encode(y) - z)[:, :, k].abs().sum() > 0) for k in range(3)] == [False, False, True]
+    with pytest.raises(ValueError, match="4k\\+1"):
+        codec.encode(x[:, :, :8])
+
+
+def test_pretrain_then_byg_then_score_on_the_video_shapes_world(tmp_path):
+    """The pipeline of recipes/shapes_video_t2v.toml and recipes/shapes_video.toml at toy size, 2 steps each."""
+    from byg_cli.eval.shapes_video_eval import evaluate_run
+    from byg_cli.recipe import load_recipe
+    from byg_cli.train import train
+
+    tiny = ["model.create.num_layers=1", "model.create.num_heads=2", "model.create.head_dim=12",
+            "model.create.ffn_dim=32", "model.create.text_dim=16", "data.resolution=16", "data.frames=5",
+            "train.steps=2", "train.batch_size=2", "train.sample_every=2", "train.checkpoint_every=2",
+            "sample.count=1", "sample.steps=2", "train.threads=1"]
+    base = train(load_recipe("recipes/shapes_video_t2v.toml", [
+        f"model.path='{tmp_path / 'init'}'", f"run.dir='{tmp_path / 't2v'}'", *tiny]), quiet=True)
+    assert (base / "model" / "pixel_codec").is_dir() and (base / "model" / "text_encoder").is_dir()
+    assert (base / "samples" / "step-0000002.png").is_file()
+    run = train(load_recipe("recipes/shapes_video.toml", [
+        f"model.path='{base / 'model'}'", f"run.dir='{tmp_path / 'byg'}'", "objective.rollout_steps=2",
+        "objective.identity_warmup_steps=1", *[t for t in tiny if not t.startswith("model.create")]]), quiet=True)
+    summary = evaluate_run(run, count=2, steps=2)
+    assert summary["clips"] == 2 and summary["frames"] == 10
+    for key in ("success_per_frame", "preservation_per_frame", "pixel_agreement", "shape_lost_fraction"):
+        assert 0.0 <= summary[key] <= 1.0
+    assert summary["flicker"] >= 0.0 and len(summary["per_clip"]) == 2

@@ -170,3 +170,19 @@ class ShapesVideoEditStream:
                 "target_pixels": to_video_tensor(render_clip(edit.target, self.size)),
                 **{k: fields[k] for k in ("src_caption", "instruction", "tgt_caption", "reverse_instruction",
                                           "edit_type")}}
+
+
+class ShapesVideoCaptionStream:
+    """Endless (clip, caption) pairs for pretraining a text-to-video base (`data.kind = "shapes_video_t2v"`):
+    item i is the source clip of style edit i with its caption ("a red outlined circle ... moving left")."""
+
+    def __init__(self, seed: int, frames: int, image_size: int = DEFAULT_IMAGE_SIZE):
+        self.seed, self.frames, self.size = seed, frames, image_size
+
+    def item(self, index: int) -> dict[str, Any]:
+        from byg_cli.data.video import to_video_tensor
+
+        rng = np.random.default_rng([self.seed, index])
+        clip = sample_clip(rng, self.frames, self.size, style=STYLE_PAIR[int(rng.integers(2))])
+        return {"index": index, "pixels": to_video_tensor(render_clip(clip, self.size)),
+                "caption": clip_caption(clip, rng)}

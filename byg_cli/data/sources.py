@@ -60,6 +60,10 @@ def build_source(data_cfg, seed: int) -> Source:
         return ShuffledRecords(EditDataset(data_cfg.path, data_cfg.resolution), seed)
     if data_cfg.kind == "shapes_t2i":
         return ShapesCaptionStream(seed, data_cfg.resolution)
+    if data_cfg.kind == "shapes_video_t2v":
+        from byg_cli.data.shapes_video import ShapesVideoCaptionStream
+
+        return ShapesVideoCaptionStream(seed, data_cfg.frames, data_cfg.resolution)
     if data_cfg.kind == "shapes_video_edit":
         from byg_cli.data.shapes_video import ShapesVideoEditStream
 

@@ -28,11 +28,18 @@ def create_if_missing(model_cfg) -> None:
     spec_cfg = model_cfg.create
     if spec_cfg is None or (Path(model_cfg.path) / "model_index.json").is_file():
         return
-    if model_cfg.family != "flux":
-        from byg_cli.errors import BygError
+    if model_cfg.family == "wan":
+        from byg_cli.data.shapes_video import shapes_video_corpus
+        from byg_cli.models.tiny import DEFAULT_CORPUS
+        from byg_cli.models.tiny_wan import TinyWanSpec, write_tiny_wan
 
-        raise BygError(f"model.create: creating a tiny model is only for family 'flux'; {model_cfg.path} has no "
-                       f"model_index.json")
+        c = spec_cfg
+        spec = TinyWanSpec(variant=c.variant, num_layers=c.num_layers, num_heads=c.num_heads, head_dim=c.head_dim,
+                           ffn_dim=c.ffn_dim, text_dim=c.text_dim, text_layers=c.text_layers,
+                           max_text_length=c.max_text_length, flow_shift=c.shift, pixel_patch=c.pixel_patch)
+        corpus = shapes_video_corpus() if c.vocabulary == "shapes" else list(DEFAULT_CORPUS)
+        write_tiny_wan(Path(model_cfg.path), spec, corpus, seed=c.seed)
+        return
     from byg_cli.models.tiny import DEFAULT_CORPUS, TinyFluxSpec, write_tiny_flux
 
     if spec_cfg.vocabulary == "shapes":
@@ -41,7 +48,7 @@ def create_if_missing(model_cfg) -> None:
         corpus = shapes_corpus()
     else:
         corpus = list(DEFAULT_CORPUS)
-    fields = spec_cfg.model_dump(exclude={"vocabulary", "seed"})
+    fields = spec_cfg.model_dump(exclude={"vocabulary", "seed", "variant", "ffn_dim"})  # wan-only keys
     fields["axes_dims_rope"] = tuple(fields["axes_dims_rope"])
     write_tiny_flux(Path(model_cfg.path), TinyFluxSpec(**fields), corpus, seed=spec_cfg.seed)
 

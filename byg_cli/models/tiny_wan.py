@@ -5,6 +5,7 @@ Two variants mirror the real checkpoints' shapes (backbones.md section 4):
           per-token timesteps (`expand_timesteps`), like Wan2.2 TI2V-5B;
   "a14b": two experts `transformer` / `transformer_2` switched at `boundary_ratio`, the Wan2.1 VAE (z_dim 16,
           8x spatial, 4x temporal), like Wan2.2 T2V-A14B.
+With `pixel_patch` > 0 the VAE is replaced by the exact VideoPixelCodec (the video shapes world's base).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class TinyWanSpec:
     max_text_length: int = 16
     boundary_ratio: float = 0.875
     flow_shift: float = 3.0
+    pixel_patch: int = 0  # > 0: the exact VideoPixelCodec (space factor pixel_patch, time 4x) instead of a VAE
 
 
 def _vae(variant: str):
@@ -50,6 +52,7 @@ def build_tiny_wan(spec: TinyWanSpec | None = None, corpus: Iterable[str] = DEFA
     from diffusers import WanTransformer3DModel
     from transformers import UMT5Config, UMT5EncoderModel
 
+    from byg_cli.models.video_codec import VideoPixelCodec
     from byg_cli.models.wan import WanBackbone, WanTextEncoder, WanVaeCodec
 
     spec = spec or TinyWanSpec()
@@ -60,8 +63,11 @@ def build_tiny_wan(spec: TinyWanSpec | None = None, corpus: Iterable[str] = DEFA
     encoder = UMT5EncoderModel(UMT5Config(
         vocab_size=len(tok), d_model=spec.text_dim, d_kv=4, d_ff=2 * spec.text_dim, num_layers=spec.text_layers,
         num_heads=4, relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=2, dropout_rate=0.0))
-    vae = _vae(spec.variant)
-    channels = int(vae.config.z_dim)
+    if spec.pixel_patch:
+        codec = VideoPixelCodec(spec.pixel_patch, temporal=4)
+    else:
+        codec = WanVaeCodec(_vae(spec.variant))
+    channels = codec.latent_channels
 
     def transformer():
         return WanTransformer3DModel(
@@ -73,7 +79,7 @@ def build_tiny_wan(spec: TinyWanSpec | None = None, corpus: Iterable[str] = DEFA
     scheduler = {"_class_name": "UniPCMultistepScheduler", "_diffusers_version": "0.42.1",
                  "num_train_timesteps": 1000, "prediction_type": "flow_prediction", "use_flow_sigmas": True,
                  "flow_shift": spec.flow_shift}
-    model = WanBackbone(transformer(), WanVaeCodec(vae), WanTextEncoder(tok, encoder, spec.max_text_length),
+    model = WanBackbone(transformer(), codec, WanTextEncoder(tok, encoder, spec.max_text_length),
                         scheduler, transformer_2=transformer() if two else None,
                         boundary_ratio=spec.boundary_ratio if two else None, expand_timesteps=not two)
     model.requires_grad_(False)

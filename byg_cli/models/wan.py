@@ -39,6 +39,7 @@ import torch
 from byg_cli.errors import BygError
 from byg_cli.models.base import Cond
 from byg_cli.models.flux import FluxBackbone
+from byg_cli.models.video_codec import VideoPixelCodec
 
 WAN_LORA_TARGETS = (
     "attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0",
@@ -216,7 +217,7 @@ class WanBackbone(FluxBackbone):
         index_file = root / "model_index.json"
         if not index_file.is_file():
             raise BygError(f"model.path: {root} is not a diffusers model folder (no model_index.json)")
-        for sub in ("transformer", "vae", "text_encoder", "tokenizer"):
+        for sub in ("transformer", "text_encoder", "tokenizer"):
             if not (root / sub).is_dir():
                 raise BygError(f"model.path: {root} has no '{sub}' folder")
         index = json.loads(index_file.read_text())
@@ -226,7 +227,12 @@ class WanBackbone(FluxBackbone):
             if not (root / "transformer_2").is_dir():
                 raise BygError(f"model.path: {root}/model_index.json names transformer_2 but the folder is missing")
             transformer_2 = WanTransformer3DModel.from_pretrained(root / "transformer_2", torch_dtype=dtype)
-        codec = WanVaeCodec(AutoencoderKLWan.from_pretrained(root / "vae", torch_dtype=torch.float32))
+        if (root / "vae").is_dir():
+            codec = WanVaeCodec(AutoencoderKLWan.from_pretrained(root / "vae", torch_dtype=torch.float32))
+        elif (root / "pixel_codec").is_dir():  # the video shapes world's exact codec
+            codec = VideoPixelCodec.load(root / "pixel_codec")
+        else:
+            raise BygError(f"model.path: {root} has neither a 'vae' nor a 'pixel_codec' folder")
         tokenizer = AutoTokenizer.from_pretrained(root / "tokenizer")
         encoder = UMT5EncoderModel.from_pretrained(root / "text_encoder", dtype=dtype)
         text = WanTextEncoder(tokenizer, encoder, max_sequence_length or min(tokenizer.model_max_length, 512))
@@ -245,7 +251,10 @@ class WanBackbone(FluxBackbone):
         root.mkdir(parents=True, exist_ok=True)
         for name in self.expert_names:
             getattr(self, name).save_pretrained(root / name)
-        self.codec.vae.save_pretrained(root / "vae")
+        if isinstance(self.codec, VideoPixelCodec):
+            self.codec.save(root / "pixel_codec")
+        else:
+            self.codec.vae.save_pretrained(root / "vae")
         self.text.encoder.save_pretrained(root / "text_encoder")
         self.text.tokenizer.save_pretrained(root / "tokenizer")
         (root / "scheduler").mkdir(exist_ok=True)
@@ -253,7 +262,8 @@ class WanBackbone(FluxBackbone):
         index = {"_class_name": "WanPipeline", "_diffusers_version": "0.42.1",
                  "transformer": ["diffusers", "WanTransformer3DModel"],
                  "transformer_2": ["diffusers", "WanTransformer3DModel"] if self.transformer_2 else [None, None],
-                 "vae": ["diffusers", "AutoencoderKLWan"], "text_encoder": ["transformers", "UMT5EncoderModel"],
+                 "vae": [None, None] if isinstance(self.codec, VideoPixelCodec) else ["diffusers", "AutoencoderKLWan"],
+                 "text_encoder": ["transformers", "UMT5EncoderModel"],
                  "tokenizer": ["transformers", "PreTrainedTokenizerFast"],
                  "scheduler": ["diffusers", "UniPCMultistepScheduler"],
                  "boundary_ratio": self.boundary_ratio, "expand_timesteps": self.expand_timesteps}
@@ -280,6 +290,10 @@ class WanBackbone(FluxBackbone):
         if self.train_expert == "low":
             return (0.0, float(self.boundary_ratio) - 1e-4)
         return None
+
+    def text_modules(self) -> dict[str, torch.nn.Module]:
+        """The trainable text encoder(s), by the folder they are saved in (a t2v base that trains its text)."""
+        return {"text_encoder": self.text.encoder}
 
     def enable_gradient_checkpointing(self) -> None:
         for name in self.expert_names:
