@@ -1,0 +1,3 @@
+from byg_cli.cli import main
+
+main()

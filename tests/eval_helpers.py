@@ -1,0 +1,164 @@
+"""Test helpers for the eval tests: a GEdit-format parquet writer, a real OpenAI-compatible judge server on
+loopback, and a small chat client for it (used only while byg_cli.vlm is not in this build)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Callable
+
+import httpx
+import numpy as np
+import PIL.Image
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from byg_cli.eval.judge import ChatRequest
+
+IMAGE_STRUCT = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+
+
+def png_bytes(image: PIL.Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_gedit_parquet(path: Path, rows: list[dict]) -> Path:
+    """rows: task_type, key, instruction, instruction_language, input_image (PIL), input_image_raw (PIL),
+    Intersection_exist; images are stored as the datasets library stores an Image feature."""
+    def img(im):
+        return {"bytes": png_bytes(im), "path": None}
+
+    table = pa.table({
+        "task_type": pa.array([r["task_type"] for r in rows], pa.string()),
+        "key": pa.array([r["key"] for r in rows], pa.string()),
+        "instruction": pa.array([r["instruction"] for r in rows], pa.string()),
+        "instruction_language": pa.array([r["instruction_language"] for r in rows], pa.string()),
+        "input_image": pa.array([img(r["input_image"]) for r in rows], IMAGE_STRUCT),
+        "input_image_raw": pa.array([img(r["input_image_raw"]) for r in rows], IMAGE_STRUCT),
+        "Intersection_exist": pa.array([r["Intersection_exist"] for r in rows], pa.bool_()),
+    })
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+    return path
+
+
+def decode_data_url(url: str) -> PIL.Image.Image:
+    header, data = url.split(",", 1)
+    assert header.startswith("data:image/"), header
+    return PIL.Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB")
+
+
+Policy = Callable[[str, list[PIL.Image.Image]], str]
+
+
+class JudgeServer:
+    """A real HTTP server speaking OpenAI chat completions; `policy(prompt, images)` writes each answer."""
+
+    def __init__(self, policy: Policy):
+        self.policy = policy
+        self.requests: list[dict] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_GET(self):
+                if not self.path.endswith("/models"):
+                    self.send_error(404)
+                    return
+                payload = json.dumps({"object": "list", "data": [{"id": "judge", "object": "model"}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def do_POST(self):
+                if not self.path.endswith("/chat/completions"):
+                    self.send_error(404)
+                    return
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.requests.append(body)
+                texts, images = [], []
+                for message in body["messages"]:
+                    content = message["content"]
+                    if isinstance(content, str):
+                        texts.append(content)
+                        continue
+                    for part in content:
+                        if part["type"] == "text":
+                            texts.append(part["text"])
+                        elif part["type"] == "image_url":
+                            images.append(decode_data_url(part["image_url"]["url"]))
+                answer = outer.policy("\n".join(texts), images)
+                payload = json.dumps({
+                    "id": "cmpl-test", "object": "chat.completion", "model": body.get("model", "judge"),
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": answer}}],
+                }).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "JudgeServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _data_url(image: PIL.Image.Image) -> str:
+    return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode()
+
+
+class LoopbackChatClient:
+    """Minimal OpenAI chat-completions client with the ChatBackend interface (images first, then text)."""
+
+    name = "loopback-judge"
+
+    def __init__(self, url: str):
+        self.url = url.rstrip("/")
+
+    def chat(self, requests: list[ChatRequest]) -> list[str]:
+        answers = []
+        with httpx.Client(timeout=30) as client:
+            for req in requests:
+                content = [{"type": "image_url", "image_url": {"url": _data_url(im)}} for im in req.images]
+                content.append({"type": "text", "text": req.text})
+                messages = ([{"role": "system", "content": req.system}] if req.system else []) + \
+                    [{"role": "user", "content": content}]
+                resp = client.post(f"{self.url}/chat/completions", json={
+                    "model": "judge", "messages": messages, "max_tokens": req.max_new_tokens,
+                    "temperature": req.temperature, "seed": req.seed})
+                resp.raise_for_status()
+                answers.append(resp.json()["choices"][0]["message"]["content"])
+        return answers
+
+
+def open_test_judge(url: str):
+    """The shared backend when this build has it, else the local client."""
+    from byg_cli.eval import judge
+
+    if judge.HAVE_SHARED_BACKEND:
+        return judge.open_judge(url, model="judge", concurrency=2, timeout=30, retries=1)
+    return LoopbackChatClient(url)
+
+
+def mean_abs_diff(a: PIL.Image.Image, b: PIL.Image.Image) -> float:
+    b = b.resize(a.size)
+    return float(np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32)).mean())
