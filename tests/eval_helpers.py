@@ -162,3 +162,65 @@ def open_test_judge(url: str):
 def mean_abs_diff(a: PIL.Image.Image, b: PIL.Image.Image) -> float:
     b = b.resize(a.size)
     return float(np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32)).mean())
+
+
+# ------------------------------------------------------------------------------------ tiny models on disk
+
+
+TINY_CLIP_CFG = {
+    "model_cfg": {
+        "embed_dim": 32,
+        "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8, "head_width": 32},
+        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
+    },
+    "preprocess_cfg": {"mean": [0.48145466, 0.4578275, 0.40821073], "std": [0.26862954, 0.26130258, 0.27577711]},
+}
+
+
+def make_tiny_clip(folder: Path) -> Path:
+    """An open_clip model with random weights in the `local-dir` layout (config + safetensors)."""
+    import torch
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "open_clip_config.json").write_text(json.dumps(TINY_CLIP_CFG))
+    torch.manual_seed(0)
+    model = _build_clip()
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "open_clip_model.safetensors"))
+    return folder
+
+
+def _build_clip():
+    from open_clip.model import CLIP
+
+    cfg = TINY_CLIP_CFG["model_cfg"]
+    return CLIP(cfg["embed_dim"], cfg["vision_cfg"], cfg["text_cfg"])
+
+
+def make_tiny_dino(folder: Path) -> Path:
+    import torch
+    from transformers import ViTConfig, ViTModel
+
+    torch.manual_seed(0)
+    cfg = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                    intermediate_size=64)
+    ViTModel(cfg).save_pretrained(folder)
+    return folder
+
+
+def make_tiny_raft(path: Path) -> Path:
+    import torch
+    from torchvision.models.optical_flow import raft_small
+
+    torch.manual_seed(0)
+    torch.save({"module." + k: v for k, v in raft_small(weights=None).state_dict().items()}, path)
+    return path
+
+
+def moving_square_video(n_frames: int = 8, size: int = 64, step: int = 4, square: int = 16) -> np.ndarray:
+    """A bright square moving right by `step` pixels a frame over a dark background, (T, H, W, 3) uint8."""
+    frames = np.full((n_frames, size, size, 3), 30, np.uint8)
+    for t in range(n_frames):
+        x = 4 + t * step
+        frames[t, 24 : 24 + square, x : x + square] = (230, 200, 40)
+    return frames

@@ -164,5 +164,5 @@ def test_cli_reports_bad_data_path(tmp_path):
     result = CliRunner().invoke(app, ["eval", "gedit", "--data", str(tmp_path / "nope"), "--method", "m",
                                       "--judge", "http://127.0.0.1:9/v1"])
     assert isinstance(result.exception, BygError) and "no such file or folder" in str(result.exception)
-    result = CliRunner().invoke(app, ["eval", "gedit", "--data", str(tmp_path)])
+    result = CliRunner().invoke(app, ["eval", "gedit", "--data", str(tmp_path), "--method", "m"])
     assert isinstance(result.exception, BygError) and "nothing to do" in str(result.exception)

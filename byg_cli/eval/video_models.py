@@ -145,6 +145,8 @@ class FlowEstimator:
         t = frames_to_tensor(frames).float() / 127.5 - 1.0
         h, w = t.shape[-2:]
         ph, pw = (-h) % 8, (-w) % 8
+        if h + ph < 128 or w + pw < 128:
+            raise BygError(f"RAFT needs frames of at least 128x128 pixels, got {w}x{h}")
         t = F.pad(t, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2], mode="replicate")
         flows = []
         for i in range(0, len(t) - 1, self.batch_size):
