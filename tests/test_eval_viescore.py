@@ -24,6 +24,8 @@ GOOD = [
     ('The format is {"score": [...]}. My answer: {"score": [3, 4], "reasoning": "r"}', [3, 4]),
     ('{"Score": [10, 0], "Reasoning": "capitalised key"}', [10, 0]),
     ('score = [4, 8]', [4, 8]),
+    ("Final answer: [8, 10]", [8, 10]),
+    ("Both look fine.\n\n[6, 7].", [6, 7]),
 ]
 
 BAD = [
@@ -34,6 +36,8 @@ BAD = [
     ('{"reasoning": "forgot the score"}', "no score"),
     ('{"score": "high", "reasoning": "words"}', "not a list of numbers"),
     ('{"score": [-1, 5]}', "outside"),
+    ("I'd give it 7 out of 10 and 8 out of 10", "no score"),
+    ("Scores: [7, 8, 9]", "expected 2"),
 ]
 
 

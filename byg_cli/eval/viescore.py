@@ -89,6 +89,7 @@ class Parsed:
 _THINK = re.compile(r"<think>.*?</think>", re.S | re.I)
 _SCORE_FIELD = re.compile(r"""["']?\bscores?\b["']?\s*[:=]\s*(\[[^\[\]]*\]|-?\d+(?:\.\d+)?)""", re.I)
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_NUMERIC_LIST = re.compile(r"\[\s*-?\d+(?:\.\d+)?(?:\s*,\s*-?\d+(?:\.\d+)?)*\s*\]")
 
 
 def _balanced_objects(text: str) -> list[str]:
@@ -184,8 +185,9 @@ def parse_scores(text: str, expected: int = 2) -> Parsed:
         return _validated(numbers, expected, "score field")
 
     stripped = body.strip().strip(".").strip()
-    if re.fullmatch(r"\[\s*-?\d+(?:\.\d+)?(?:\s*,\s*-?\d+(?:\.\d+)?)*\s*\]", stripped):
-        return _validated([float(n) for n in _NUMBER.findall(stripped)], expected, "bare list")
+    lists = _NUMERIC_LIST.findall(body)
+    if lists:  # the last numeric list in the prose, e.g. "Final answer: [8, 10]"
+        return _validated([float(n) for n in _NUMBER.findall(lists[-1])], expected, "bare list")
     if re.fullmatch(r"-?\d+(?:\.\d+)?", stripped):
         return _validated([float(stripped)], expected, "bare number")
     return Parsed(None, last_error or "no score found")
