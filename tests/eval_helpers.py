@@ -1,5 +1,5 @@
 """Test helpers for the eval tests: a GEdit-format parquet writer, a real OpenAI-compatible judge server on
-loopback, and a small chat client for it (used only while byg_cli.vlm is not in this build)."""
+loopback, and tiny random CLIP / DINO / RAFT models saved to local paths."""
 
 from __future__ import annotations
 
@@ -11,13 +11,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable
 
-import httpx
 import numpy as np
 import PIL.Image
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from byg_cli.eval.judge import ChatRequest
 
 IMAGE_STRUCT = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 
@@ -122,41 +120,11 @@ class JudgeServer:
         self.server.server_close()
 
 
-def _data_url(image: PIL.Image.Image) -> str:
-    return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode()
-
-
-class LoopbackChatClient:
-    """Minimal OpenAI chat-completions client with the ChatBackend interface (images first, then text)."""
-
-    name = "loopback-judge"
-
-    def __init__(self, url: str):
-        self.url = url.rstrip("/")
-
-    def chat(self, requests: list[ChatRequest]) -> list[str]:
-        answers = []
-        with httpx.Client(timeout=30) as client:
-            for req in requests:
-                content = [{"type": "image_url", "image_url": {"url": _data_url(im)}} for im in req.images]
-                content.append({"type": "text", "text": req.text})
-                messages = ([{"role": "system", "content": req.system}] if req.system else []) + \
-                    [{"role": "user", "content": content}]
-                resp = client.post(f"{self.url}/chat/completions", json={
-                    "model": "judge", "messages": messages, "max_tokens": req.max_new_tokens,
-                    "temperature": req.temperature, "seed": req.seed})
-                resp.raise_for_status()
-                answers.append(resp.json()["choices"][0]["message"]["content"])
-        return answers
-
-
 def open_test_judge(url: str):
-    """The shared backend when this build has it, else the local client."""
-    from byg_cli.eval import judge
+    """The shared OpenAI-compatible backend pointed at the loopback server."""
+    from byg_cli.eval.judge import open_judge
 
-    if judge.HAVE_SHARED_BACKEND:
-        return judge.open_judge(url, model="judge", concurrency=2, timeout=30, retries=1)
-    return LoopbackChatClient(url)
+    return open_judge(url, model="judge", concurrency=2, timeout=30, retries=0)
 
 
 def mean_abs_diff(a: PIL.Image.Image, b: PIL.Image.Image) -> float:

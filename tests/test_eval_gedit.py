@@ -154,10 +154,13 @@ def test_whole_gedit_flow(gedit_data, tmp_path):
         assert editor.calls == calls and len(server.requests) == n_requests
         assert again["summaries"]["invert"]["fullset"]["average"]["o"] == pytest.approx(average)
 
-        # --retry-failed asks again only for the failed item (the judge still fails it, still counted)
-        opts.retry_failed = True
-        run_gedit(opts, None, scorer, console=Console(file=open("/dev/null", "w")))
+        # the CLI, judge-only (outputs already in the layout): --retry-failed asks again only for the failed
+        # item (the judge still fails it, and it is still counted)
+        cli = CliRunner().invoke(app, ["eval", "gedit", "--data", str(gedit_data), "--out", str(out), "--method",
+                                       "invert", "--judge", server.url, "--judge-model", "judge", "--retry-failed"])
+        assert cli.exit_code == 0, cli.output
         assert len(server.requests) == n_requests + 2
+        assert "| Text change | 3.000 | 8.000 | 4.899 | 1 | 2 | 0 | 1 |" in cli.output
 
 
 def test_cli_reports_bad_data_path(tmp_path):

@@ -1,0 +1,57 @@
+"""Append-only JSONL files that survive a kill: each line is written, flushed and fsynced on its own, and a
+line torn by a kill (the file does not end in a newline) is cut off when the file is opened again."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from byg_cli.errors import BygError
+
+
+def repair_torn_tail(path: Path) -> bool:
+    """Cut a final line that has no newline (the one a kill interrupted). Returns True if it cut something."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    with path.open("rb+") as fh:
+        data = fh.read()
+        if data.endswith(b"\n"):
+            return False
+        fh.truncate(data.rfind(b"\n") + 1)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return True
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    out = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise BygError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
+            if not isinstance(obj, dict):
+                raise BygError(f"{path}:{lineno}: expected a JSON object")
+            out.append(obj)
+    return out
+
+
+def append_jsonl(path: Path, obj: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def rejects_path(out: Path) -> Path:
+    """edits.jsonl -> edits.rejects.jsonl, next to the output."""
+    out = Path(out)
+    stem = out.name[: -len(".jsonl")] if out.name.endswith(".jsonl") else out.name
+    return out.with_name(stem + ".rejects.jsonl")
