@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 import PIL.Image
+import PIL.ImageOps
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -192,3 +193,15 @@ def moving_square_video(n_frames: int = 8, size: int = 64, step: int = 4, square
         x = 4 + t * step
         frames[t, 24 : 24 + square, x : x + square] = (230, 200, 40)
     return frames
+
+
+class InvertEditor:
+    """A deterministic stand-in for byg_cli.edit.Editor (same `edit` signature): inverts the colours."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def edit(self, images, instructions, *, steps=20, seed=0):
+        self.calls += 1
+        assert len(images) == len(instructions)
+        return [PIL.ImageOps.invert(im.convert("RGB")) for im in images]

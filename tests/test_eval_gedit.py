@@ -17,19 +17,7 @@ from byg_cli.eval.edit_bench import target_size
 from byg_cli.eval.gedit import GEditOptions, run_gedit
 from byg_cli.eval.gedit_data import GROUPS, count_rows, iter_rows
 from byg_cli.eval.viescore import VieScorer
-from tests.eval_helpers import JudgeServer, mean_abs_diff, open_test_judge, write_gedit_parquet
-
-
-class InvertEditor:
-    """A deterministic stand-in for byg_cli.edit.Editor (same `edit` signature): inverts the colours."""
-
-    def __init__(self):
-        self.calls = 0
-
-    def edit(self, images, instructions, *, steps=20, seed=0):
-        self.calls += 1
-        assert len(images) == len(instructions)
-        return [PIL.ImageOps.invert(im.convert("RGB")) for im in images]
+from eval_helpers import InvertEditor, JudgeServer, mean_abs_diff, open_test_judge, write_gedit_parquet
 
 
 def strength(i_group: int, i_item: int) -> int:

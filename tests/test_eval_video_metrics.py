@@ -11,7 +11,7 @@ from byg_cli.eval.motion_fidelity import motion_fidelity, tracklet_correlation, 
 from byg_cli.eval.video_io import Video, read_video, write_video
 from byg_cli.eval.video_models import ClipEncoder, DinoEncoder, FlowEstimator, load_aesthetic_head
 from byg_cli.errors import BygError
-from tests.eval_helpers import make_tiny_clip, make_tiny_dino, make_tiny_raft, moving_square_video
+from eval_helpers import make_tiny_clip, make_tiny_dino, make_tiny_raft, moving_square_video
 
 torch.set_num_threads(1)
 

@@ -3,6 +3,7 @@
 import math
 
 import PIL.Image
+import torch
 import pytest
 
 from byg_cli.eval.viescore import Judgement, JudgeItem, VieScorer, parse_scores, pq_prompt, sc_prompt
@@ -107,3 +108,19 @@ def test_random_fill_only_when_asked():
     (j,) = VieScorer(backend, random_on_parse_failure=True, seed=3).judge([_item()])
     assert j.parse_failed and j.random_filled == ["sc"]
     assert all(0 <= s <= 10 and s == int(s) for s in j.sc_scores) and j.o is not None
+
+
+def test_judging_through_a_tiny_transformers_judge(tmp_path):
+    """The transformers backend (local folder) end to end: a random tiny Qwen2-VL answers garbage, and every
+    answer ends up either as valid 0..10 scores or as a counted parse failure, never as a made-up score."""
+    from makedata_support import build_tiny_qwen_vl
+
+    from byg_cli.eval.judge import open_judge
+
+    torch.set_num_threads(1)
+    backend = open_judge(str(build_tiny_qwen_vl(tmp_path / "tiny-judge")), batch_size=2)
+    judgements = VieScorer(backend, max_new_tokens=12).judge([_item(), _item((40, 40))])
+    assert len(judgements) == 2
+    for j in judgements:
+        assert isinstance(j.sc_raw, str) and isinstance(j.pq_raw, str) and not j.random_filled
+        assert (j.parse_failed and j.o is None) or 0 <= j.o <= 10
