@@ -205,3 +205,16 @@ class InvertEditor:
         self.calls += 1
         assert len(images) == len(instructions)
         return [PIL.ImageOps.invert(im.convert("RGB")) for im in images]
+
+
+def make_tiny_openai_clip(path: Path) -> Path:
+    """A random CLIP saved as an OpenAI-format state_dict file (what ViT-L-14.pt holds, at a tiny size)."""
+    import torch
+    from open_clip.model import CLIP
+
+    torch.manual_seed(1)
+    vision = {"image_size": 32, "layers": 1, "width": 64, "patch_size": 16}
+    text = {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 1, "layers": 1}
+    model = CLIP(32, vision, text, quick_gelu=True)
+    torch.save(model.state_dict(), path)
+    return path

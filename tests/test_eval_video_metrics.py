@@ -156,3 +156,16 @@ def test_aesthetic_head_by_hand(tmp_path):
     with pytest.raises(BygError, match="expects 768-d embeddings but the CLIP model gives 32-d"):
         load_aesthetic_head(tmp_path / "l14.pth", clip.embed_dim)
     assert not math.isnan(float(scores.mean()))
+
+
+def test_clip_from_an_openai_checkpoint_file(tmp_path):
+    from eval_helpers import make_tiny_openai_clip
+
+    clip = ClipEncoder(make_tiny_openai_clip(tmp_path / "ViT-tiny.pt"))
+    assert clip.size == 32 and clip.embed_dim == 32
+    emb = clip.images(moving_square_video(n_frames=2))
+    txt = clip.texts(["a source caption", "a target caption"])
+    assert emb.shape == (2, 32) and txt.shape == (2, 32) and torch.isfinite(txt).all()
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(BygError, match="not an OpenAI CLIP checkpoint"):
+        ClipEncoder(tmp_path / "junk.pt")

@@ -143,7 +143,7 @@ def gedit_report(out: Path, cases: list[JudgeCase], judge_name: str, language: s
                          [s["fullset"]["average"]["o"]] for m, s in summaries.items()},
                         title=f"GEdit-Bench ({language}) overall score by category, judge {judge_name}",
                         ylabel="VIEScore O", horizontal=True)
-    console.print(markdown)
+    console.print(markdown, markup=False, highlight=False)
     return {"report": {"json": str(stem.with_suffix(".json")), "markdown": str(stem.with_suffix(".md")),
                        "plot": str(stem.parent / f"{stem.name}-overall.png")}, "summaries": summaries}
 

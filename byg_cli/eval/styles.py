@@ -204,7 +204,7 @@ def styles_report(out: Path, cases: list[JudgeCase], judge_name: str, console: C
                         {meth: [s.get(d, {}).get(k) for d in directions for k in ("semantic", "quality", "overall")]
                          for meth, s in summaries.items()},
                         title=f"Long-tail style editing, judge {judge_name}", ylabel="VIEScore (0-10)")
-    console.print(md)
+    console.print(md, markup=False, highlight=False)
     return {"report": {"json": str(stem.with_suffix(".json")), "markdown": str(stem.with_suffix(".md")),
                        "plot": str(stem.parent / f"{stem.name}.png")}, "summaries": summaries}
 

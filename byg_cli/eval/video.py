@@ -230,7 +230,7 @@ def video_report(out: Path, per_method: dict[str, dict[str, dict]], missing: dic
                         {m: [s[k]["mean"] for k in metrics] for m, s in summary.items()},
                         errors={m: [s[k]["sem"] for k in metrics] for m, s in summary.items()},
                         title="Video editing metrics (mean ± SEM)", ylabel="score")
-    console.print(md)
+    console.print(md, markup=False, highlight=False)
     return {"summary": summary, "report": {"json": str(out / "video-metrics.json"),
                                            "markdown": str(out / "video-metrics.md"),
                                            "plot": str(out / "video-metrics.png")}}

@@ -3,6 +3,7 @@ CLIP (open_clip), DINO (transformers ViT / DINOv2), RAFT (torchvision) and the L
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,6 @@ from byg_cli.errors import BygError
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
-DEFAULT_CLIP_ARCH = "ViT-L-14-quickgelu"  # the OpenAI ViT-L/14 that VBench and InstructPix2Pix use
 
 
 def _require(path: Path, what: str) -> Path:
@@ -39,8 +39,9 @@ def resize_crop_normalize(frames: torch.Tensor, resize: int, crop: int, mean, st
 
 
 class ClipEncoder:
-    """open_clip model from a local folder (open_clip_config.json + weights, `local-dir` layout) or from a
-    weights file of a named architecture (default ViT-L-14-quickgelu: OpenAI's ViT-L/14)."""
+    """open_clip model from a local folder (open_clip_config.json + weights, `local-dir` layout), from an
+    OpenAI checkpoint file (ViT-L-14.pt, as VBench loads it; the architecture is read from the weights), or
+    from a weights file of a named open_clip architecture (`arch`)."""
 
     def __init__(self, path: Path, *, arch: str | None = None, device: str = "cpu", batch_size: int = 32):
         import open_clip
@@ -52,13 +53,19 @@ class ClipEncoder:
             name = f"local-dir:{path}"
             model = open_clip.create_model(name, device=device)
             self.tokenizer = open_clip.get_tokenizer(name)
-        else:
-            arch = arch or DEFAULT_CLIP_ARCH
+        elif arch:
             try:
                 model = open_clip.create_model(arch, pretrained=str(path), device=device)
             except RuntimeError as err:
                 raise BygError(f"CLIP weights {path} do not load as {arch}: {err}") from err
             self.tokenizer = open_clip.get_tokenizer(arch)
+        else:  # an OpenAI checkpoint (JIT archive such as ViT-L-14.pt, or its state_dict): shape read from it
+            try:
+                model = open_clip.load_openai_model(str(path), precision="fp32", device=device)
+            except (RuntimeError, KeyError, pickle.UnpicklingError) as err:
+                raise BygError(f"CLIP weights {path}: not an OpenAI CLIP checkpoint ({err}); "
+                               "give --clip-arch for other open_clip weights") from err
+            self.tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=model.context_length)
         self.model = model.eval()
         cfg = open_clip.get_model_preprocess_cfg(model)
         size = cfg.get("size", 224)
