@@ -157,3 +157,28 @@ def test_cli_reports_bad_data_path(tmp_path):
     assert isinstance(result.exception, BygError) and "no such file or folder" in str(result.exception)
     result = CliRunner().invoke(app, ["eval", "gedit", "--data", str(tmp_path), "--method", "m"])
     assert isinstance(result.exception, BygError) and "nothing to do" in str(result.exception)
+
+
+def test_arrow_stream_files_and_images_by_path(tmp_path):
+    """The published copy is arrow (IPC stream, as `datasets` writes it); an Image feature may hold a path."""
+    import pyarrow as pa
+
+    from eval_helpers import IMAGE_STRUCT, png_bytes
+
+    (tmp_path / "imgs").mkdir()
+    PIL.Image.new("RGB", (64, 64), "green").save(tmp_path / "imgs" / "raw.png")
+    table = pa.table({
+        "task_type": ["tone_transfer", "tone_transfer"], "key": ["k1", "k2"],
+        "instruction": ["make it warm", "make it cold"], "instruction_language": ["en", "cn"],
+        "input_image": pa.array([{"bytes": png_bytes(PIL.Image.new("RGB", (32, 32), "red")), "path": None}] * 2,
+                                IMAGE_STRUCT),
+        "input_image_raw": pa.array([{"bytes": None, "path": "imgs/raw.png"}] * 2, IMAGE_STRUCT),
+        "Intersection_exist": [False, True],
+    })
+    with pa.OSFile(str(tmp_path / "data-00000-of-00001.arrow"), "wb") as sink:
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+    (row,) = list(iter_rows(tmp_path, "en"))
+    assert (row.key, row.intersection) == ("k1", False) and count_rows(tmp_path, "en") == 1
+    assert row.image("input_image_raw").getpixel((0, 0)) == (0, 128, 0)
+    assert row.image("input_image").size == (32, 32)
