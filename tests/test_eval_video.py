@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 
 from byg_cli.cli import app
 from byg_cli.errors import BygError
-from byg_cli.eval import video_metrics as vm
 from byg_cli.eval.video import VideoModels, read_captions, run_video
 from byg_cli.eval.video_io import write_video
 from byg_cli.eval.video_models import ClipEncoder, DinoEncoder, FlowEstimator, load_aesthetic_head

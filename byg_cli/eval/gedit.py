@@ -7,7 +7,7 @@ and `<key>_SRCIMG.png` for the source the judge compares against. Judgements go 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -37,7 +37,6 @@ class GEditOptions:
     max_per_group: int | None = None
     retry_failed: bool = False
     judge_name: str | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def eval_gedit(opts: GEditOptions, judge_opts: JudgeOptions, run: Path | None = None,
