@@ -106,6 +106,16 @@ class VideoScorer:
     def __init__(self, models: VideoModels):
         self.models = models
         self.skip = {k: why for k, why in models.available().items() if why}
+        self._source_key: str | None = None  # features of the current source video, shared by all methods
+        self._source_features: dict[str, torch.Tensor] = {}
+
+    def _source(self, vid: str, what: str, compute) -> torch.Tensor:
+        """Source-video features (over all its frames) computed once, whichever method is compared."""
+        if self._source_key != vid:
+            self._source_key, self._source_features = vid, {}
+        if what not in self._source_features:
+            self._source_features[what] = compute()
+        return self._source_features[what]
 
     def no_reference(self, video: Video) -> dict[str, float]:
         m, out = self.models, {}
@@ -122,30 +132,38 @@ class VideoScorer:
                 out["aesthetic"] = float(vm.aesthetic_scores(emb, m.aesthetic_head).mean())
         return out
 
-    def _tracks(self, video: Video, label: str, vid: str, n_frames: int) -> torch.Tensor:
+    def _tracks(self, video: Video, label: str, vid: str) -> torch.Tensor:
+        """(N, T, 2) tracks over all frames: from the tracks folder, else along RAFT flows (tracking is causal,
+        so the first n frames' tracks are the same as tracking n frames)."""
         tracks = _load_tracks(self.models, label, vid)
         if tracks is None:
             if self.models.flow is None:
                 raise BygError(f"no tracks for {label}/{vid} in {self.models.tracks_dir} and no --raft to make them")
-            flows = self.models.flow.pair_flows(video.frames[:n_frames])
+            flows = self.models.flow.pair_flows(video.frames)
             h, w = video.frames.shape[1:3]
             tracks = tracks_from_flows(_unpad(flows, h, w), self.models.track_grid)
-        return tracks[:, :n_frames]
+        return tracks
 
     def with_reference(self, source: Video, edited: Video, captions: tuple[str, str] | None, vid: str,
                        method: str) -> dict[str, float]:
         m, out = self.models, {}
-        n = min(len(source.frames), len(edited.frames))
-        src, edt = source.frames[:n], edited.frames[:n]
+        n = min(len(source.frames), len(edited.frames))  # frame t of the source against frame t of the edit
+        edt = edited.frames[:n]
         if "clip_dir" not in self.skip and captions is not None:
             txt = m.clip.texts(list(captions))
-            sims = vm.directional_similarity(m.clip.images(src), m.clip.images(edt), txt[0], txt[1])
+            src_emb = self._source(vid, "clip", lambda: m.clip.images(source.frames))[:n]
+            sims = vm.directional_similarity(src_emb, m.clip.images(edt), txt[0], txt[1])
             out["clip_dir"] = vm.finite_mean(sims)
         if "dino_sim" not in self.skip:
-            out["dino_sim"] = float(vm.per_frame_cosine(m.dino.cls(src), m.dino.cls(edt)).mean())
+            src_cls = self._source(vid, "dino", lambda: m.dino.cls(source.frames))[:n]
+            out["dino_sim"] = float(vm.per_frame_cosine(src_cls, m.dino.cls(edt)).mean())
         if "motion_fidelity" not in self.skip and n >= 2:
-            out["motion_fidelity"] = motion_fidelity(self._tracks(source, SOURCE, vid, n),
-                                                     self._tracks(edited, method, vid, n), m.motion_formula)
+            src_tracks = self._source(vid, "tracks", lambda: self._tracks(source, SOURCE, vid))[:, :n]
+            edit_tracks = self._tracks(Video(edt, edited.fps, edited.path), method, vid)[:, :n]
+            if src_tracks.shape[1] != edit_tracks.shape[1]:
+                raise BygError(f"video {vid!r}: the source's tracks span {src_tracks.shape[1]} frames, {method}'s "
+                               f"{edit_tracks.shape[1]} (tracks must cover the compared {n} frames)")
+            out["motion_fidelity"] = motion_fidelity(src_tracks, edit_tracks, m.motion_formula)
         return out
 
 
