@@ -25,39 +25,53 @@ CORPUS = ('{ } " : , [ ] edit_type src_caption instruction tgt_caption reverse_i
           "a red car on the street change the color to blue now without restore the original image of dog cat")
 
 
-def build_tiny_qwen_vl(folder: Path) -> Path:
-    """Save a random Qwen2-VL (2 text layers, 1 vision layer, width 32) with a word-level tokenizer trained
-    offline and a real Qwen2VLProcessor; AutoProcessor / AutoModelForImageTextToText load it back."""
+def build_tiny_qwen_vl(folder: Path, family: str = "qwen2_vl") -> Path:
+    """Save a random Qwen-VL model of `family` (qwen2_vl, qwen2_5_vl or qwen3_vl; 2 text layers, width 32) with a
+    word-level tokenizer trained offline and the family's real processor; AutoProcessor and
+    AutoModelForImageTextToText load it back. initializer_range=0.5 makes its garbage varied."""
     import torch
+    import transformers as T
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import (PreTrainedTokenizerFast, Qwen2VLConfig, Qwen2VLForConditionalGeneration,
-                              Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor)
 
     tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.train_from_iterator([CORPUS] * 3, trainers.WordLevelTrainer(special_tokens=SPECIAL))
     ids = {s: tok.token_to_id(s) for s in SPECIAL}
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<|endoftext|>",
-                                   eos_token="<|im_end|>", model_max_length=4096,
-                                   additional_special_tokens=SPECIAL[2:])
-    processor = Qwen2VLProcessor(
-        image_processor=Qwen2VLImageProcessor(min_pixels=28 * 28, max_pixels=28 * 28 * 4),
-        tokenizer=fast, video_processor=Qwen2VLVideoProcessor(), chat_template=CHAT_TEMPLATE,
-    )
-    config = Qwen2VLConfig(
-        text_config=dict(vocab_size=tok.get_vocab_size(), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [1, 1, 2]},
-                         bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"],
-                         pad_token_id=ids["<|endoftext|>"], initializer_range=0.5),
-        vision_config=dict(depth=1, embed_dim=32, hidden_size=32, num_heads=4, mlp_ratio=2, patch_size=14,
-                           spatial_merge_size=2, temporal_patch_size=2),
-        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
-    )
+    fast = T.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<|endoftext|>",
+                                     eos_token="<|im_end|>", model_max_length=4096,
+                                     additional_special_tokens=SPECIAL[2:])
+    text = dict(vocab_size=tok.get_vocab_size(), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [1, 1, 2]},
+                bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
+                initializer_range=0.5)
+    tokens = dict(image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+                  vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
+    small = dict(min_pixels=28 * 28, max_pixels=28 * 28 * 4)
+    if family == "qwen2_vl":
+        config = T.Qwen2VLConfig(text_config=text, vision_config=dict(
+            depth=1, embed_dim=32, hidden_size=32, num_heads=4, mlp_ratio=2, patch_size=14), **tokens)
+        model_cls, proc_cls = T.Qwen2VLForConditionalGeneration, T.Qwen2VLProcessor
+        image_proc, video_proc = T.Qwen2VLImageProcessor(**small), T.Qwen2VLVideoProcessor()
+    elif family == "qwen2_5_vl":
+        config = T.Qwen2_5_VLConfig(text_config=text, vision_config=dict(
+            depth=2, hidden_size=32, intermediate_size=64, num_heads=4, patch_size=14, window_size=56,
+            out_hidden_size=32, fullatt_block_indexes=[1]), **tokens)
+        model_cls, proc_cls = T.Qwen2_5_VLForConditionalGeneration, T.Qwen2_5_VLProcessor
+        image_proc, video_proc = T.Qwen2VLImageProcessor(**small), T.Qwen2VLVideoProcessor()
+    elif family == "qwen3_vl":
+        config = T.Qwen3VLConfig(text_config={**text, "head_dim": 8}, vision_config=dict(
+            depth=2, hidden_size=32, intermediate_size=64, num_heads=4, patch_size=16, out_hidden_size=32,
+            num_position_embeddings=16, deepstack_visual_indexes=[1]), **tokens)
+        model_cls, proc_cls = T.Qwen3VLForConditionalGeneration, T.Qwen3VLProcessor
+        image_proc = T.Qwen2VLImageProcessor(patch_size=16, min_pixels=32 * 32, max_pixels=32 * 32 * 4)
+        video_proc = T.Qwen3VLVideoProcessor()
+    else:
+        raise ValueError(family)
     torch.manual_seed(0)
-    Qwen2VLForConditionalGeneration(config).save_pretrained(folder)
-    processor.save_pretrained(folder)
+    model_cls(config).save_pretrained(folder)
+    proc_cls(image_processor=image_proc, tokenizer=fast, video_processor=video_proc,
+             chat_template=CHAT_TEMPLATE).save_pretrained(folder)
     return folder
 
 

@@ -142,7 +142,7 @@ def test_kill_mid_run_then_rerun_gives_every_image_exactly_once(tmp_path):
     rejects = out.with_name("edits.rejects.jsonl")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     args = cli(tmp_path / "imgs", "--vlm", None, "-o", out, "--seed", 2, "--concurrency", 2, "--batch-size", 2)
-    with ChatServer(answer=good_if_even_red, delay=0.03) as server:
+    with ChatServer(answer=good_if_even_red, delay=0.05) as server:
         args[args.index("None")] = server.url
         proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.time() + 30
@@ -173,8 +173,8 @@ def test_kill_mid_run_then_rerun_gives_every_image_exactly_once(tmp_path):
 
 def test_cli_argument_errors(tmp_path):
     runner = CliRunner()
-    result = runner.invoke(app, ["make-data", "shapes"])
-    assert isinstance(result.exception, BygError) and "shapes: not available in this build" in str(result.exception)
+    result = runner.invoke(app, ["make-data", str(tmp_path / "missing"), "--vlm", "http://127.0.0.1:9"])
+    assert isinstance(result.exception, BygError) and "not an images folder" in str(result.exception)
     result = runner.invoke(app, ["make-data", str(tmp_path)])
     assert "--vlm MODEL_PATH_OR_URL is needed" in str(result.exception)
     result = runner.invoke(app, ["make-data", str(tmp_path), "--vlm", "http://127.0.0.1:9", "--count", "3"])

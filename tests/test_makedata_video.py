@@ -198,3 +198,16 @@ def test_keep_list_errors(tmp_path):
     bad.write_text("c0 keep\n")
     counts = select_clips(prompts, clips, tmp_path / "o.jsonl", keep_list=bad)
     assert counts["kept"] == 1 and "not reviewed" in read_jsonl(tmp_path / "o.rejects.jsonl")[0]["reason"]
+
+
+def test_cli_selects_clips_into_records(tmp_path):
+    from typer.testing import CliRunner
+
+    from byg_cli.cli import app
+
+    prompts, clips = make_clips_setup(tmp_path)
+    (tmp_path / "keep.txt").write_text("c0 keep\nc3 keep\nc1 reject\n")
+    result = CliRunner().invoke(app, ["make-data", "videos", "unused.csv", "-o", str(tmp_path / "v.jsonl"),
+                                      "--clips", str(clips), "--keep-list", str(tmp_path / "keep.txt")])
+    assert result.exit_code == 0, result.output
+    assert [r.extra["clip_id"] for r in read_records(tmp_path / "v.jsonl")] == ["c0", "c3"]

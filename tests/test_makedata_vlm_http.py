@@ -78,3 +78,9 @@ def test_url_forms():
     assert completions_url("http://h:1") == "http://h:1/v1/chat/completions"
     assert completions_url("http://h:1/v1/") == "http://h:1/v1/chat/completions"
     assert completions_url("https://h/v1/chat/completions") == "https://h/v1/chat/completions"
+
+
+def test_model_name_lookup_failure_says_to_pass_it():
+    with ChatServer() as server:
+        with pytest.raises(BygError, match="HTTP 404.*pass it to skip this"):
+            open_backend(server.url.replace("/v1", "/nope/v1"))

@@ -26,8 +26,12 @@ def backend(tiny_qwen):
     return open_backend(str(tiny_qwen), batch_size=2)
 
 
-def test_batched_answers_match_one_by_one_with_images_and_text_only(backend):
-    assert isinstance(backend, ChatBackend) and backend.name.startswith("tiny-qwen2-vl")
+@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl", "qwen3_vl"])
+def test_batched_answers_match_one_by_one_with_images_and_text_only(family, tiny_qwen, tmp_path):
+    folder = tiny_qwen if family == "qwen2_vl" else build_tiny_qwen_vl(tmp_path / family, family)
+    backend = open_backend(str(folder), batch_size=2)
+    assert isinstance(backend, ChatBackend) and backend.name == folder.name
+    assert backend.model.config.model_type == family
     red, blue = Image.new("RGB", (64, 48), (255, 0, 0)), Image.new("RGB", (30, 90), (0, 0, 255))
     reqs = [
         ChatRequest(text="a red car", images=[red], system="answer in json", max_new_tokens=6),

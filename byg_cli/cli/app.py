@@ -9,3 +9,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _root() -> None:
+    """Bootstrap Your Generator: teach a flow-matching generator to edit images and videos without pairs."""

@@ -2,7 +2,7 @@
 the captions file) or "shapes" (the synthetic shapes world). Parses arguments and hands over to byg_cli.makedata."""
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -13,12 +13,14 @@ from byg_cli.errors import BygError
 @app.command("make-data")
 def make_data_command(
     source: str = typer.Argument(..., help='An images folder, "videos" or "shapes".'),
-    extra: Optional[str] = typer.Argument(None, help='For "videos": the captions file (VideoUFO-style CSV/JSONL).'),
-    out: Path = typer.Option(Path("edits.jsonl"), "-o", "--out", help="Output records (JSONL); rejects go next to it."),
-    count: Optional[int] = typer.Option(None, "--count", help="How many tuples/captions to make (shapes, videos)."),
+    extra: Optional[str] = typer.Argument(None, help='"videos": the captions file (VideoUFO-style CSV/JSONL); "shapes": the output folder.'),
+    out: Optional[Path] = typer.Option(
+        None, "-o", "--out", help="Output: records JSONL for images/videos (default edits.jsonl; rejects go next to "
+                                  "it), a folder for shapes (default data/shapes)."),
+    count: Optional[int] = typer.Option(None, "--count", help="How many tuples/captions to make (shapes: 1000)."),
     seed: int = typer.Option(0, "--seed", help="Seed of every random draw."),
     vlm: Optional[str] = typer.Option(None, "--vlm", help="Images: a local Qwen-VL model folder or an http(s):// server."),
-    vlm_model: Optional[str] = typer.Option(None, "--vlm-model", help="Model name on the server (default: its first)."),
+    vlm_model: Optional[str] = typer.Option(None, "--vlm-model", help="Model name on the --vlm/--llm server (default: its first)."),
     metadata: Optional[Path] = typer.Option(None, "--metadata", help="Images: OpenImages-style metadata CSV."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Images: only the first N images (sorted by path)."),
     k: int = typer.Option(3, "--k", help="Images: edit types offered per image."),
@@ -34,40 +36,34 @@ def make_data_command(
     keep_list: Optional[Path] = typer.Option(None, "--keep-list", help="Videos: manual 'ID keep|reject' list."),
     clip: Optional[Path] = typer.Option(None, "--clip", help="Videos: open_clip model folder for the style check."),
     clip_threshold: float = typer.Option(0.5, "--clip-threshold", help="Videos: least CLIP probability of the style."),
+    split: str = typer.Option("train", "--split", help="Shapes: instruction phrasings, 'train' or 'heldout'."),
+    edit_types: Optional[List[str]] = typer.Option(
+        None, "--edit-type", help="Shapes: only this edit type (repeatable): color, background, shape, style, add, "
+                                  "remove."),
+    size: int = typer.Option(32, "--size", help="Shapes: image side in pixels."),
 ) -> None:
     """Make edit tuples: VLM edits for a folder of images, styled prompts and clips for videos, or the shapes world."""
-    from byg_cli.vlm import open_backend
-
-    def backend(spec: str, model: Optional[str]):
-        return open_backend(spec, model=model, concurrency=concurrency, timeout=timeout, retries=retries,
-                            batch_size=batch_size)
-
-    chunk = max(batch_size, concurrency) if (vlm or llm or "").startswith(("http://", "https://")) else batch_size
+    server = dict(batch_size=batch_size, concurrency=concurrency, timeout=timeout, retries=retries)
     if source == "shapes":
-        raise BygError("shapes: not available in this build")
-    if source == "videos":
-        from byg_cli.makedata.video_captions import generate_clips, make_video_prompts, prompts_path
-        from byg_cli.makedata.video_select import select_clips
+        from byg_cli.data.shapes_dataset import write_shapes_dataset
 
-        if extra is None:
-            raise BygError("videos: give the captions file, e.g. byg make-data videos captions.csv --llm MODEL")
-        prompts = prompts_path(out)
-        if clips is None:
-            if llm is None:
-                raise BygError("videos: --llm MODEL_PATH_OR_URL is needed to sanitise the captions")
-            make_video_prompts(Path(extra), backend(llm, vlm_model), prompts, seed=seed, count=count, chunk=chunk)
-            if t2v is not None:
-                generate_clips(prompts, t2v, out.parent / "clips")
-            return
-        select_clips(prompts, clips, out, keep_list=keep_list, clip_model=clip, threshold=clip_threshold)
+        if extra is not None and out is not None and Path(extra) != out:
+            raise BygError(f"make-data shapes: output folder given twice ({extra} and --out {out})")
+        folder = out or (Path(extra) if extra is not None else Path("data/shapes"))
+        metadata = write_shapes_dataset(folder, count or 1000, seed, edit_types, split, image_size=size)
+        typer.echo(f"wrote {metadata}")
         return
-    from byg_cli.makedata.images import make_image_edits
+    out = out or Path("edits.jsonl")
+    if source == "videos":
+        from byg_cli.makedata.entry import run_videos
 
-    if extra is not None:
-        raise BygError(f"{extra}: unexpected second argument for an images folder")
-    if vlm is None:
-        raise BygError(f"{source}: --vlm MODEL_PATH_OR_URL is needed to make edits for an images folder")
-    if count is not None:
-        raise BygError("--count is for shapes and videos; use --limit N for an images folder")
-    make_image_edits(Path(source), backend(vlm, vlm_model), out, metadata=metadata, seed=seed, limit=limit, k=k,
-                     p_style=p_style, chunk=chunk, max_new_tokens=max_new_tokens)
+        run_videos(extra, out=out, count=count, seed=seed, llm=llm, llm_model=vlm_model, t2v=t2v, clips=clips,
+                   keep_list=keep_list, clip=clip, clip_threshold=clip_threshold, **server)
+        return
+    if not Path(source).is_dir():
+        raise BygError(f"make-data: unknown SOURCE '{source}': not an images folder; accepted sources: an images "
+                       f"folder, videos, shapes")
+    from byg_cli.makedata.entry import run_images
+
+    run_images(source, extra, out=out, count=count, seed=seed, vlm=vlm, vlm_model=vlm_model, metadata=metadata,
+               limit=limit, k=k, p_style=p_style, max_new_tokens=max_new_tokens, **server)

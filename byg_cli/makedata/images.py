@@ -11,6 +11,7 @@ resumed run asks the VLM exactly what an uninterrupted run would have asked.
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,7 +180,7 @@ def _run_chunk(plans: list[Plan], backend: ChatBackend, out: Path, rejects: Path
         except Rejected as why:
             append_jsonl(rejects, {"image": plan.key, "reason": str(why), **extra})
             summary.rejected += 1
-            summary.reasons[str(why).split(":")[0].split("(")[0].strip()] += 1
+            summary.reasons[reason_kind(str(why))] += 1
             continue
         append_records(out, [EditRecord(media=plan.key, src_caption=edit.src_caption, instruction=edit.instruction,
                                         tgt_caption=edit.tgt_caption, reverse_instruction=edit.reverse_instruction,
@@ -189,8 +190,13 @@ def _run_chunk(plans: list[Plan], backend: ChatBackend, out: Path, rejects: Path
     return accepted
 
 
+def reason_kind(reason: str) -> str:
+    """A reject reason without its particulars (quoted values, lists), to count reasons by kind."""
+    return " ".join(re.sub(r"'[^']*'|\([^)]*\)", "", reason).split(":")[0].split())
+
+
 def print_summary(summary: ImageJobSummary, out: Path, rejects: Path, console: Console) -> None:
-    table = Table(title="edit types of the accepted records (whole output)")
+    table = Table(title="edit types of the accepted records (all runs)")
     table.add_column("edit type")
     table.add_column("records", justify="right")
     table.add_column("share", justify="right")

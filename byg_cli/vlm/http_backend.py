@@ -77,10 +77,11 @@ class OpenAIChatBackend:
     def _first_served_model(self) -> str:
         models_url = self.url[: -len("/chat/completions")] + "/models"
         try:
-            resp = self._send("GET", models_url, None)
-            return resp.json()["data"][0]["id"]
+            return self._send("GET", models_url, None).json()["data"][0]["id"]
         except (KeyError, IndexError, TypeError, ValueError):
-            raise BygError(f"{models_url}: could not read a model name from the server; pass the model name") from None
+            raise BygError(f"{models_url}: no model name in the server's answer; pass the model name") from None
+        except BygError as err:
+            raise BygError(f"{err} (asked for the served model's name; pass it to skip this)") from None
 
     def _send(self, method: str, url: str, body: dict | None) -> httpx.Response:
         last = ""

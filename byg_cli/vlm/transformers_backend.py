@@ -1,4 +1,7 @@
-"""A local Qwen-VL-family model (Qwen2-VL, Qwen2.5-VL, Qwen3-VL) run with transformers, in left-padded batches.
+"""A local Qwen-VL-family model run with transformers (AutoProcessor + AutoModelForImageTextToText), in
+left-padded batches. Qwen2-VL, Qwen2.5-VL and Qwen3-VL are tested with tiny random models; Qwen3-VL-MoE and
+Qwen3.5 load through the same classes and are accepted, untested here. On a GPU the model is loaded in bf16 with
+device_map="auto".
 
 Images go through the model's own chat template as `{"type": "image"}` parts; a request without images is plain
 text chat, which is how the video captions are sanitised.
@@ -13,7 +16,7 @@ from pathlib import Path
 from byg_cli.errors import BygError
 from byg_cli.vlm.backend import ChatRequest
 
-SUPPORTED_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe")
+SUPPORTED_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "qwen3_5", "qwen3_5_moe")
 
 
 def _read_model_type(folder: Path) -> str:

@@ -1,0 +1,85 @@
+"""Atomic training checkpoints: a folder per step, written under a temporary name and renamed when complete."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+PREFIX = "step-"
+
+
+def checkpoint_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    root = checkpoint_dir(run_dir)
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(PREFIX) and (p / "state.json").is_file()]
+    return sorted(found, key=lambda p: int(p.name[len(PREFIX):]))
+
+
+def latest_checkpoint(run_dir: Path) -> Optional[Path]:
+    found = list_checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def rng_state(generator: torch.Generator) -> dict[str, Any]:
+    return {"generator": generator.get_state().tolist(), "torch": torch.get_rng_state().tolist(),
+            "numpy": np.random.get_state()[1].tolist(), "numpy_pos": int(np.random.get_state()[2]),
+            "python": list(random.getstate()[1])}
+
+
+def restore_rng(state: dict[str, Any], generator: torch.Generator) -> None:
+    generator.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
+    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
+    np.random.set_state(("MT19937", np.array(state["numpy"], dtype=np.uint32), state["numpy_pos"], 0, 0.0))
+    random.setstate((3, tuple(state["python"]), None))
+
+
+def save_checkpoint(run_dir: Path, step: int, tensors: dict[str, dict[str, torch.Tensor]],
+                    optimizer: torch.optim.Optimizer, scheduler, state: dict[str, Any], keep: int) -> Path:
+    root = checkpoint_dir(run_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"{PREFIX}{step:07d}"
+    tmp = root / f".tmp-{final.name}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    for name, sd in tensors.items():
+        save_file({k: v.detach().contiguous().cpu() for k, v in sd.items()}, str(tmp / f"{name}.safetensors"))
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
+    (tmp / "state.json").write_text(json.dumps({"step": step, **state}))
+    for f in tmp.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    for old in list_checkpoints(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_tensors(ckpt: Path, name: str) -> Optional[dict[str, torch.Tensor]]:
+    f = Path(ckpt) / f"{name}.safetensors"
+    return load_file(str(f)) if f.is_file() else None
+
+
+def load_state(ckpt: Path) -> dict[str, Any]:
+    return json.loads((Path(ckpt) / "state.json").read_text())
+
+
+def load_optimizer(ckpt: Path, optimizer, scheduler) -> None:
+    blob = torch.load(Path(ckpt) / "optimizer.pt", weights_only=False)
+    optimizer.load_state_dict(blob["optimizer"])
+    scheduler.load_state_dict(blob["scheduler"])

@@ -1,0 +1,56 @@
+"""Training data sources. A source is indexable by a global sample index, so the batch at a given step is a
+pure function of (seed, step) and a resumed run sees exactly the samples an uninterrupted run would."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from byg_cli.data.dataset import EditDataset, ShapesCaptionStream, ShapesEditStream
+from byg_cli.errors import BygError
+
+
+class Source(Protocol):
+    def item(self, index: int) -> dict: ...
+
+
+class ShuffledRecords:
+    """Edit records from disk, visited in a seeded permutation per epoch."""
+
+    def __init__(self, dataset: EditDataset, seed: int = 0):
+        self.dataset, self.seed = dataset, seed
+        self._perm: tuple[int, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def item(self, index: int) -> dict:
+        epoch, pos = divmod(index, len(self.dataset))
+        if self._perm is None or self._perm[0] != epoch:
+            self._perm = (epoch, np.random.default_rng([self.seed, epoch]).permutation(len(self.dataset)))
+        return self.dataset[int(self._perm[1][pos])]
+
+
+def collate(items: list[dict]) -> dict:
+    batch: dict = {}
+    for key in items[0]:
+        values = [it[key] for it in items]
+        if isinstance(values[0], torch.Tensor):
+            batch[key] = torch.stack(values)
+        elif isinstance(values[0], (int, float)):
+            batch[key] = torch.tensor(values)
+        else:
+            batch[key] = values
+    return batch
+
+
+def build_source(data_cfg, seed: int) -> Source:
+    if data_cfg.kind == "records":
+        return ShuffledRecords(EditDataset(data_cfg.path, data_cfg.resolution), seed)
+    if data_cfg.kind == "shapes_t2i":
+        return ShapesCaptionStream(seed, data_cfg.resolution)
+    if data_cfg.kind == "shapes_edit":
+        return ShapesEditStream(seed, data_cfg.resolution, data_cfg.edit_types)
+    raise BygError(f"data.kind: unknown kind '{data_cfg.kind}'")

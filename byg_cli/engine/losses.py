@@ -1,0 +1,34 @@
+"""Loss terms. All return one value per sample (shape (B,)); callers take the mean."""
+
+from __future__ import annotations
+
+import torch
+
+
+def _flat(x: torch.Tensor) -> torch.Tensor:
+    return x.reshape(x.shape[0], -1).float()
+
+
+def flow_loss(v: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error per sample: ||v - target||^2 averaged over the latent (Eq. 1, Eq. 3, L_id)."""
+    return (_flat(v) - _flat(target)).pow(2).mean(dim=1)
+
+
+def directional_loss(v: torch.Tensor, v_src: torch.Tensor, v_tgt: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """1 - cos(v - v_src, v_tgt - v_src) per sample (Eq. 2): aligns the edit direction, not its size."""
+    a = _flat(v) - _flat(v_src)
+    b = _flat(v_tgt) - _flat(v_src)
+    cos = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(eps)
+    return 1.0 - cos
+
+
+def prior_loss(v: torch.Tensor, v_src: torch.Tensor, v_tgt: torch.Tensor, alpha: float,
+               directional: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """L_prior = L_dir + alpha * ||v - v_tgt||^2, per sample, over the target latent only.
+
+    Returns (total, dir, mse). With directional=False (the "w/o directional loss" ablation) only the MSE
+    anchor remains: total = alpha * mse.
+    """
+    mse = flow_loss(v, v_tgt)
+    dirl = directional_loss(v, v_src, v_tgt) if directional else torch.zeros_like(mse)
+    return dirl + alpha * mse, dirl, mse

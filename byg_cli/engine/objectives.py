@@ -1,0 +1,235 @@
+"""The training objectives behind one signature: objective(batch, model, step, generator) -> (loss, logs).
+
+`model` is a backbone (see byg_cli.models.base.Backbone): it encodes pixels and text and gives velocities
+v ~= eps - y for a noisy latent y_t at time t, optionally conditioned on a source latent and with the
+"edit" adapter (G_edit), the "ema" adapter (G_EMA) or no adapter (the frozen G_t2i).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from byg_cli.engine.losses import flow_loss, prior_loss
+from byg_cli.engine.rollout import bootstrap
+from byg_cli.engine.routing import ste_route
+from byg_cli.engine.schedule import TimestepSampler, rollout_grid
+
+ABLATIONS = ("no_routing", "no_cycle", "no_directional", "no_bootstrap", "no_regularization", "no_random_identity")
+
+
+def _bcast(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return t.view(-1, *([1] * (like.dim() - 1))).to(like.dtype)
+
+
+def noised(x: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """x_t = (1 - t) x + t eps."""
+    tt = _bcast(t, x)
+    return (1.0 - tt) * x + tt * eps
+
+
+def _latents(batch: dict, key: str, model) -> torch.Tensor:
+    cached = batch.get(key.replace("pixels", "latents"))
+    if cached is not None:
+        return cached
+    with torch.no_grad():
+        return model.encode(batch[key])
+
+
+def _captions(batch: dict, key: str) -> list[str]:
+    value = batch.get(key)
+    if value is None and key == "caption":
+        value = batch.get("src_caption")
+    if value is None:
+        raise KeyError(f"batch has no {key!r}")
+    return list(value)
+
+
+def _mean_logs(**terms: torch.Tensor) -> dict[str, float]:
+    return {k: float(v.detach().float().mean()) for k, v in terms.items()}
+
+
+class T2IObjective:
+    """Plain flow matching of the text-to-image model (used to pretrain the shapes world's base)."""
+
+    name = "t2i"
+
+    def __init__(self, timesteps: TimestepSampler):
+        self.timesteps = timesteps
+
+    def __call__(self, batch: dict, model, step: int, generator: torch.Generator):
+        y = _latents(batch, "pixels", model)
+        cond = model.encode_text(_captions(batch, "caption"))
+        t = self.timesteps(y.shape[0], generator).to(y.device)
+        eps = torch.randn(y.shape, generator=generator).to(y)
+        v = model.velocity(noised(y, eps, t), t, cond, source=None, adapter=None)
+        loss = flow_loss(v, eps - y).mean()
+        return loss, {"loss": float(loss.detach()), "flow": float(loss.detach())}
+
+
+class SupervisedObjective:
+    """Eq. 1 on paired data: noise the ground-truth target, condition on the source (the paired baseline)."""
+
+    name = "supervised"
+
+    def __init__(self, timesteps: TimestepSampler):
+        self.timesteps = timesteps
+
+    def __call__(self, batch: dict, model, step: int, generator: torch.Generator):
+        if batch.get("target_pixels") is None and batch.get("target_latents") is None:
+            raise KeyError("the supervised objective needs paired data: the batch has no 'target_pixels'")
+        x = _latents(batch, "pixels", model)
+        y = _latents(batch, "target_pixels", model)
+        cond = model.encode_text(_captions(batch, "instruction"))
+        t = self.timesteps(y.shape[0], generator).to(y.device)
+        eps = torch.randn(y.shape, generator=generator).to(y)
+        v = model.velocity(noised(y, eps, t), t, cond, source=x, adapter="edit")
+        loss = flow_loss(v, eps - y).mean()
+        return loss, {"loss": float(loss.detach()), "flow": float(loss.detach())}
+
+
+@dataclass
+class BygConfig:
+    rollout_steps: int = 10
+    rollout_shift: float = 1.0
+    lambda_prior: float = 1.0
+    lambda_id: float = 0.2
+    lambda_cycle: float = 1.0
+    alpha: float = 0.1
+    identity_warmup_steps: int = 200
+    identity_prob: float = 0.15
+    rollout_adapter: str = "ema"  # "ema" (G_EMA) or "edit" (current weights under no-grad)
+    batch_passes: bool = True  # reverse + identity in one forward of twice the batch; the prior queries in one call
+    ablate: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self):
+        unknown = set(self.ablate) - set(ABLATIONS)
+        if unknown:
+            raise ValueError(f"unknown ablation(s) {sorted(unknown)}; valid: {', '.join(ABLATIONS)}")
+        if self.rollout_adapter not in ("ema", "edit"):
+            raise ValueError("rollout_adapter must be 'ema' or 'edit'")
+
+
+class BygObjective:
+    """Algorithm 1: bootstrap a noisy target with a rollout, learn the edit direction from the frozen base
+    (prior loss, forward and reverse), preservation from the cycle loss routed straight-through from the clean
+    rollout end point to the one-step prediction, and the identity loss; identity-only steps at the start
+    and at random."""
+
+    name = "byg"
+
+    def __init__(self, timesteps: TimestepSampler, config: BygConfig | None = None):
+        self.timesteps = timesteps
+        self.cfg = config or BygConfig()
+        self.trace: dict[str, Any] | None = None  # set to {} to record the step's intermediate tensors
+
+    def off(self, switch: str) -> bool:
+        return switch in self.cfg.ablate
+
+    def is_identity_step(self, step: int, generator: torch.Generator) -> bool:
+        draw = float(torch.rand((), generator=generator))  # always drawn, so ablations keep the same RNG stream
+        if step < self.cfg.identity_warmup_steps:
+            return True
+        return not self.off("no_random_identity") and draw < self.cfg.identity_prob
+
+    def __call__(self, batch: dict, model, step: int, generator: torch.Generator):
+        cfg = self.cfg
+        x = _latents(batch, "pixels", model)
+        b = x.shape[0]
+        t = self.timesteps(b, generator).to(x.device)
+        eps = torch.randn(x.shape, generator=generator).to(x)
+        x_t = noised(x, eps, t)
+        identity_step = self.is_identity_step(step, generator)
+
+        if identity_step:
+            cond_rev = model.encode_text(_captions(batch, "reverse_instruction"))
+            v_id = model.velocity(x_t, t, cond_rev, source=x, adapter="edit")
+            l_id = flow_loss(v_id, eps - x)
+            loss = l_id.mean()
+            return loss, {"loss": float(loss.detach()), "identity": float(loss.detach()), "identity_step": 1.0}
+
+        instructions = _captions(batch, "instruction")
+        reverse = _captions(batch, "reverse_instruction")
+        src_caps, tgt_caps = _captions(batch, "src_caption"), _captions(batch, "tgt_caption")
+        texts = model.encode_text(instructions + reverse)
+        cond_fwd, cond_rev = texts.take(range(b)), texts.take(range(b, 2 * b))
+
+        # 1. Pseudo-target: one no-grad rollout from noise under G_EMA, giving y~_t and y~_0 (Alg. 1, l. 5-11).
+        if self.off("no_bootstrap"):
+            y_t, y_0 = x_t, None
+        else:
+            grid, index = rollout_grid(cfg.rollout_steps, t, cfg.rollout_shift)
+
+            def v_rollout(y, s):
+                return model.velocity(y, s, cond_fwd, source=x, adapter=cfg.rollout_adapter)
+
+            y_t, y_0 = bootstrap(v_rollout, eps, grid, index)
+
+        # 2. The frozen T2I model's velocities for the prior losses (forward at y~_t, reverse at x_t).
+        regularize = not self.off("no_regularization")
+        if regularize:
+            with torch.no_grad():
+                captions = model.encode_text(src_caps + tgt_caps)
+                c_src, c_tgt = captions.take(range(b)), captions.take(range(b, 2 * b))
+                if cfg.batch_passes:
+                    v_prior = model.velocity(
+                        torch.cat([y_t, y_t, x_t, x_t]), t.repeat(4),
+                        type(captions).cat([c_src, c_tgt, c_tgt, c_src]), source=None, adapter=None)
+                    v_src, v_tgt, v_src_rev, v_tgt_rev = v_prior.chunk(4)
+                else:
+                    v_src = model.velocity(y_t, t, c_src, source=None, adapter=None)
+                    v_tgt = model.velocity(y_t, t, c_tgt, source=None, adapter=None)
+                    v_src_rev = model.velocity(x_t, t, c_tgt, source=None, adapter=None)
+                    v_tgt_rev = model.velocity(x_t, t, c_src, source=None, adapter=None)
+
+        # 3. Forward pass: the edit velocity and the one-step prediction y_hat = y~_t - t v_fwd.
+        v_fwd = model.velocity(y_t, t, cond_fwd, source=x, adapter="edit")
+        y_hat = y_t - _bcast(t, y_t) * v_fwd
+
+        # 4. Reverse pass conditioned on the routed clean estimate, and the identity pass: they share x_t and c_bar.
+        if self.off("no_routing") or y_0 is None:
+            y_cond = y_hat
+        else:
+            y_cond = ste_route(y_0, y_hat)
+        if cfg.batch_passes:
+            v_both = model.velocity(torch.cat([x_t, x_t]), t.repeat(2), type(cond_rev).cat([cond_rev, cond_rev]),
+                                    source=torch.cat([y_cond, x]), adapter="edit")
+            v_rev, v_id = v_both.chunk(2)
+        else:
+            v_rev = model.velocity(x_t, t, cond_rev, source=y_cond, adapter="edit")
+            v_id = model.velocity(x_t, t, cond_rev, source=x, adapter="edit")
+
+        target = eps - x
+        l_cycle = flow_loss(v_rev, target)
+        l_id = flow_loss(v_id, target)
+        zeros = torch.zeros_like(l_cycle)
+        directional = not self.off("no_directional")
+        if regularize:
+            p_fwd, d_fwd, m_fwd = prior_loss(v_fwd, v_src, v_tgt, cfg.alpha, directional)
+            p_rev, d_rev, m_rev = prior_loss(v_rev, v_src_rev, v_tgt_rev, cfg.alpha, directional)
+        else:
+            p_fwd = d_fwd = m_fwd = p_rev = d_rev = m_rev = zeros
+        cycle_term = zeros if self.off("no_cycle") else cfg.lambda_cycle * l_cycle
+        per_sample = cycle_term + cfg.lambda_prior * (p_fwd + p_rev) + cfg.lambda_id * l_id
+        loss = per_sample.mean()
+
+        if self.trace is not None:
+            self.trace.update(t=t, eps=eps, x=x, x_t=x_t, y_t=y_t, y_0=y_0, v_fwd=v_fwd, y_hat=y_hat,
+                              reverse_source=y_cond, v_rev=v_rev, v_id=v_id, cycle=l_cycle, identity=l_id,
+                              prior_fwd=p_fwd, prior_rev=p_rev)
+        logs = _mean_logs(loss=loss, cycle=l_cycle, identity=l_id, prior_fwd=p_fwd, prior_rev=p_rev,
+                          dir_fwd=d_fwd, mse_fwd=m_fwd, dir_rev=d_rev, mse_rev=m_rev)
+        logs["identity_step"] = 0.0
+        return loss, logs
+
+
+def build_objective(name: str, timesteps: TimestepSampler, byg: BygConfig | None = None):
+    if name == "byg":
+        return BygObjective(timesteps, byg)
+    if name == "supervised":
+        return SupervisedObjective(timesteps)
+    if name == "t2i":
+        return T2IObjective(timesteps)
+    raise ValueError(f"unknown objective {name!r}; valid: byg, supervised, t2i")

@@ -1,0 +1,56 @@
+"""What `byg make-data` runs for an images folder and for "videos": checks the option combination, opens the
+chat backend and hands over to the image job or the video stages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from byg_cli.errors import BygError
+
+
+def chunk_size(spec: str, *, batch_size: int, concurrency: int) -> int:
+    """The job's chunk size: a batch for a local model, the requests in flight for a server."""
+    return max(batch_size, concurrency) if spec.startswith(("http://", "https://")) else batch_size
+
+
+def run_images(source: str, extra: str | None, *, out: Path, count: int | None, seed: int, vlm: str | None,
+               vlm_model: str | None, metadata: Path | None, limit: int | None, k: int, p_style: float,
+               max_new_tokens: int, batch_size: int, concurrency: int, timeout: float, retries: int) -> None:
+    from byg_cli.makedata.images import make_image_edits
+    from byg_cli.vlm import open_backend
+
+    if extra is not None:
+        raise BygError(f"{extra}: unexpected second argument for an images folder")
+    if vlm is None:
+        raise BygError(f"{source}: --vlm MODEL_PATH_OR_URL is needed to make edits for an images folder")
+    if count is not None:
+        raise BygError("--count is for shapes and videos; use --limit N for an images folder")
+    backend = open_backend(vlm, model=vlm_model, concurrency=concurrency, timeout=timeout, retries=retries,
+                           batch_size=batch_size)
+    make_image_edits(Path(source), backend, out, metadata=metadata, seed=seed, limit=limit, k=k, p_style=p_style,
+                     chunk=chunk_size(vlm, batch_size=batch_size, concurrency=concurrency),
+                     max_new_tokens=max_new_tokens)
+
+
+def run_videos(captions: str | None, *, out: Path, count: int | None, seed: int, llm: str | None,
+               llm_model: str | None, t2v: str | None, clips: Path | None, keep_list: Path | None,
+               clip: Path | None, clip_threshold: float, batch_size: int, concurrency: int, timeout: float,
+               retries: int) -> None:
+    from byg_cli.makedata.video_captions import generate_clips, make_video_prompts, prompts_path
+    from byg_cli.makedata.video_select import select_clips
+    from byg_cli.vlm import open_backend
+
+    if captions is None:
+        raise BygError("videos: give the captions file, e.g. byg make-data videos captions.csv --llm MODEL")
+    prompts = prompts_path(out)
+    if clips is not None:  # select already generated clips into records
+        select_clips(prompts, clips, out, keep_list=keep_list, clip_model=clip, threshold=clip_threshold)
+        return
+    if llm is None:
+        raise BygError("videos: --llm MODEL_PATH_OR_URL is needed to sanitise the captions")
+    backend = open_backend(llm, model=llm_model, concurrency=concurrency, timeout=timeout, retries=retries,
+                           batch_size=batch_size)
+    make_video_prompts(Path(captions), backend, prompts, seed=seed, count=count,
+                       chunk=chunk_size(llm, batch_size=batch_size, concurrency=concurrency))
+    if t2v is not None:
+        generate_clips(prompts, t2v, out.parent / "clips")

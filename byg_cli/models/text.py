@@ -1,0 +1,76 @@
+"""Text encoders for FLUX: CLIP (pooled vector) + T5 (token sequence), loaded from local folders,
+and the offline word-level tokenizers that tiny models use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import torch
+
+from byg_cli.models.base import Cond
+
+SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>")
+
+
+def build_word_tokenizer(corpus: Iterable[str], max_length: int, add_bos: bool):
+    """A lowercase word-level tokenizer built offline with the `tokenizers` library, wrapped for transformers.
+
+    Every sentence ends with </s> (CLIP pools at that token; T5 expects it); with add_bos it starts with <s>.
+    """
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator(list(corpus), trainers.WordLevelTrainer(special_tokens=list(SPECIAL_TOKENS)))
+    ids = {t: tok.token_to_id(t) for t in SPECIAL_TOKENS}
+    single = ("<s> $A </s>" if add_bos else "$A </s>")
+    tok.post_processor = processors.TemplateProcessing(
+        single=single, special_tokens=[("<s>", ids["<s>"]), ("</s>", ids["</s>"])])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
+        bos_token="<s>" if add_bos else None, model_max_length=max_length)
+
+
+class FluxTextEncoder(torch.nn.Module):
+    """Encodes prompts exactly as diffusers' FLUX pipelines do: CLIP pooled output (padded to its max length)
+    and T5 last hidden states (padded to `max_sequence_length`)."""
+
+    def __init__(self, tokenizer, clip, tokenizer_2, t5, max_sequence_length: int | None = None):
+        super().__init__()
+        self.tokenizer, self.tokenizer_2 = tokenizer, tokenizer_2
+        self.clip, self.t5 = clip, t5
+        self.clip_length = int(min(tokenizer.model_max_length, clip.config.max_position_embeddings))
+        self.max_sequence_length = int(max_sequence_length or min(tokenizer_2.model_max_length, 512))
+
+    @classmethod
+    def load(cls, root: Path, dtype: torch.dtype = torch.float32, max_sequence_length: int | None = None):
+        from transformers import AutoTokenizer, CLIPTextModel, T5EncoderModel
+
+        return cls(AutoTokenizer.from_pretrained(root / "tokenizer"),
+                   CLIPTextModel.from_pretrained(root / "text_encoder", dtype=dtype),
+                   AutoTokenizer.from_pretrained(root / "tokenizer_2"),
+                   T5EncoderModel.from_pretrained(root / "text_encoder_2", dtype=dtype),
+                   max_sequence_length)
+
+    def save(self, root: Path) -> None:
+        self.tokenizer.save_pretrained(root / "tokenizer")
+        self.clip.save_pretrained(root / "text_encoder")
+        self.tokenizer_2.save_pretrained(root / "tokenizer_2")
+        self.t5.save_pretrained(root / "text_encoder_2")
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.t5.parameters()).device
+
+    def forward(self, prompts: list[str]) -> Cond:
+        dev = self.device
+        ids = self.tokenizer(prompts, padding="max_length", max_length=self.clip_length, truncation=True,
+                             return_tensors="pt").input_ids.to(dev)
+        pooled = self.clip(ids, output_hidden_states=False).pooler_output
+        ids2 = self.tokenizer_2(prompts, padding="max_length", max_length=self.max_sequence_length,
+                                truncation=True, return_tensors="pt").input_ids.to(dev)
+        embeds = self.t5(ids2, output_hidden_states=False)[0]
+        return Cond(embeds=embeds, pooled=pooled)

@@ -1,0 +1,246 @@
+"""Typed recipe tree behind TOML files. Unknown keys are rejected naming the closest valid key; wrong types
+and out-of-range values name the key path and the expected form; `--set a.b=c` overrides any key."""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from byg_cli.engine.objectives import ABLATIONS
+from byg_cli.errors import BygError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RunConfig(Section):
+    dir: Path = Path("runs/default")
+    seed: int = 0
+
+
+class CreateConfig(Section):
+    """A tiny FLUX-architecture model created at model.path when that folder does not exist yet."""
+
+    vocabulary: Literal["shapes", "default"] = "shapes"
+    num_layers: int = Field(2, ge=0)
+    num_single_layers: int = Field(2, ge=0)
+    num_heads: int = Field(4, ge=1)
+    head_dim: int = Field(32, ge=4)
+    axes_dims_rope: tuple[int, int, int] = (8, 12, 12)
+    text_dim: int = Field(64, ge=8)
+    text_layers: int = Field(2, ge=1)
+    text_heads: int = Field(4, ge=1)
+    max_text_length: int = Field(16, ge=4)
+    pixel_patch: int = Field(2, ge=0, description="pixel codec factor; 0 = a tiny AutoencoderKL")
+    guidance_embeds: bool = False
+    shift: float = Field(1.0, gt=0, description="sampling shift written to the scheduler config")
+    seed: int = 0
+
+
+class ModelConfig(Section):
+    family: Literal["flux"] = "flux"
+    path: Path = Field(description="a local diffusers-format model folder")
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    lora_rank: int = Field(16, ge=1)
+    lora_alpha: float = Field(16.0, gt=0)
+    lora_targets: list[str] = Field(default_factory=lambda: [
+        "attn.to_k", "attn.to_q", "attn.to_v", "attn.to_out.0", "attn.add_k_proj", "attn.add_q_proj",
+        "attn.add_v_proj", "attn.to_add_out", "ff.net.0.proj", "ff.net.2", "ff_context.net.0.proj",
+        "ff_context.net.2", "proj_mlp"])
+    guidance: float = Field(3.5, description="FLUX.1-dev guidance embedding value, used in every pass")
+    source_id_offset: float = Field(1.0, description="first position-id coordinate of source tokens (Kontext: 1)")
+    max_sequence_length: Optional[int] = Field(None, ge=1)
+    gradient_checkpointing: bool = False
+    train_text_encoder: bool = Field(False, description="t2i only: train the text encoders too")
+    create: Optional[CreateConfig] = None
+
+
+class DataConfig(Section):
+    kind: Literal["records", "shapes_t2i", "shapes_edit"] = "records"
+    path: Optional[Path] = None
+    resolution: int = Field(32, ge=8)
+    edit_types: Optional[list[str]] = None
+
+
+class TimestepConfig(Section):
+    kind: Literal["uniform", "logit_normal"] = "uniform"
+    mean: float = 0.0
+    std: float = Field(1.0, gt=0)
+    shift: float = Field(1.0, gt=0)
+
+
+class ObjectiveConfig(Section):
+    name: Literal["byg", "supervised", "t2i"] = "byg"
+    timesteps: TimestepConfig = Field(default_factory=TimestepConfig)
+    rollout_steps: int = Field(10, ge=1)
+    rollout_shift: float = Field(1.0, gt=0)
+    lambda_prior: float = Field(1.0, ge=0)
+    lambda_id: float = Field(0.2, ge=0)
+    lambda_cycle: float = Field(1.0, ge=0)
+    alpha: float = Field(0.1, ge=0, description="weight of the MSE anchor in the prior loss")
+    identity_warmup_steps: int = Field(200, ge=0)
+    identity_prob: float = Field(0.15, ge=0, le=1)
+    rollout_adapter: Literal["ema", "edit"] = "ema"
+    batch_passes: bool = True
+    ablate: list[str] = Field(default_factory=list)
+
+    @field_validator("ablate")
+    @classmethod
+    def _known_ablations(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name not in ABLATIONS:
+                close = difflib.get_close_matches(name, ABLATIONS, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else f"; valid: {', '.join(ABLATIONS)}"
+                raise ValueError(f"unknown ablation '{name}'{hint}")
+        return value
+
+
+class EmaConfig(Section):
+    decay: float = Field(0.999, ge=0, le=1)
+    full_weights: bool = Field(True, description="t2i: keep an EMA of all trained weights; samples and the "
+                                                 "exported model use it")
+
+
+class TrainConfig(Section):
+    steps: int = Field(1000, ge=1)
+    batch_size: int = Field(4, ge=1, description="per-process batch size")
+    grad_accum: int = Field(1, ge=1)
+    lr: float = Field(1e-4, gt=0)
+    weight_decay: float = Field(1e-2, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    max_grad_norm: float = Field(1.0, ge=0, description="0 disables clipping")
+    lr_warmup_steps: int = Field(0, ge=0)
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    checkpoint_every: int = Field(500, ge=1)
+    keep_checkpoints: int = Field(3, ge=1)
+    sample_every: int = Field(500, ge=0, description="0 disables sample grids")
+    log_every: int = Field(1, ge=1)
+    threads: Optional[int] = Field(None, ge=1, description="torch CPU threads")
+
+
+class SampleConfig(Section):
+    steps: int = Field(20, ge=1)
+    count: int = Field(4, ge=1)
+    prompts: list[str] = Field(default_factory=list)
+
+
+class Recipe(Section):
+    run: RunConfig = Field(default_factory=RunConfig)
+    model: ModelConfig
+    data: DataConfig = Field(default_factory=DataConfig)
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    ema: EmaConfig = Field(default_factory=EmaConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    sample: SampleConfig = Field(default_factory=SampleConfig)
+    source: Optional[str] = Field(None, description="where the recipe was loaded from (filled in by byg)")
+
+    def to_toml_dict(self) -> dict[str, Any]:
+        return _drop_none(self.model_dump(mode="json"))
+
+
+def _drop_none(obj):
+    if isinstance(obj, dict):
+        return {k: _drop_none(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, list):
+        return [_drop_none(v) for v in obj]
+    return obj
+
+
+def _section_fields(path: tuple) -> list[str]:
+    """Valid keys at a location of the recipe tree (for 'did you mean')."""
+    model: Any = Recipe
+    for part in path:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+            return []
+        model = field.annotation
+    return list(model.model_fields)
+
+
+def _format_error(err: dict, origin: str) -> str:
+    loc = tuple(err["loc"])
+    key = ".".join(str(p) for p in loc)
+    if err["type"] == "extra_forbidden":
+        valid = _section_fields(loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
+        hint = f" (did you mean '{'.'.join([*map(str, loc[:-1]), close[0]])}'?)" if close else (
+            f" (valid keys: {', '.join(valid)})" if valid else "")
+        return f"{origin}: unknown key '{key}'{hint}"
+    if err["type"] == "missing":
+        return f"{origin}: missing required key '{key}'"
+    value = err.get("input")
+    shown = repr(value) if not isinstance(value, dict) else "a table"
+    return f"{origin}: '{key}' {err['msg'].lower()} (got {shown})"
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise BygError(f"--set {text}: expected KEY=VALUE, e.g. --set train.lr=1e-4")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise BygError(f"--set {text}: bad key '{key}'")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key.split("."), value
+
+
+def apply_override(tree: dict, parts: list[str], value: Any) -> None:
+    node = tree
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise BygError(f"--set {'.'.join(parts)}: '{part}' is not a table")
+        node = child
+    node[parts[-1]] = value
+
+
+def recipe_from_dict(tree: dict, origin: str = "recipe") -> Recipe:
+    try:
+        return Recipe.model_validate(tree)
+    except ValidationError as exc:
+        errors = exc.errors()
+        message = _format_error(errors[0], origin)
+        if len(errors) > 1:
+            message += f" (and {len(errors) - 1} more problem(s))"
+        raise BygError(message) from None
+
+
+def load_recipe(path: Path, overrides: list[str] | tuple[str, ...] = (), check_paths: bool = True) -> Recipe:
+    path = Path(path)
+    if not path.is_file():
+        raise BygError(f"{path}: no such recipe file")
+    try:
+        tree = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise BygError(f"{path}: not valid TOML ({exc})") from None
+    for text in overrides:
+        apply_override(tree, *parse_override(text))
+    tree["source"] = str(path)
+    recipe = recipe_from_dict(tree, origin=str(path))
+    if check_paths:
+        check_recipe_paths(recipe, str(path))
+    return recipe
+
+
+def check_recipe_paths(recipe: Recipe, origin: str) -> None:
+    if not recipe.model.path.is_dir() and recipe.model.create is None:
+        raise BygError(f"{origin}: model.path: folder '{recipe.model.path}' does not exist")
+    if recipe.data.kind == "records":
+        if recipe.data.path is None:
+            raise BygError(f"{origin}: data.path is required when data.kind = 'records'")
+        if not recipe.data.path.is_file():
+            raise BygError(f"{origin}: data.path: file '{recipe.data.path}' does not exist")
+
+
+def write_recipe(recipe: Recipe, path: Path) -> None:
+    import tomli_w
+
+    Path(path).write_text(tomli_w.dumps(recipe.to_toml_dict()))
