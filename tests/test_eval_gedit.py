@@ -182,3 +182,35 @@ def test_arrow_stream_files_and_images_by_path(tmp_path):
     assert (row.key, row.intersection) == ("k1", False) and count_rows(tmp_path, "en") == 1
     assert row.image("input_image_raw").getpixel((0, 0)) == (0, 128, 0)
     assert row.image("input_image").size == (32, 32)
+
+
+def test_cli_gedit_with_a_trained_tiny_run(gedit_data, tiny_run, tmp_path):
+    """`byg eval gedit --run RUN --judge URL`: the tiny FLUX run edits the fixture, the loopback judge scores it,
+    and the report has every category."""
+    def policy(prompt, images):
+        if "over-editing" in prompt:
+            assert len(images) == 2 and images[0].size == images[1].size == (40, 30)
+            s = int(re.search(r"strength (\d+)", prompt).group(1))
+            return f'{{"score": [{s}, 9], "reasoning": "r"}}'
+        return '{"score": [8, 9], "reasoning": "r"}'
+
+    out = tmp_path / "results"
+    with JudgeServer(policy) as server:
+        result = CliRunner().invoke(app, [
+            "eval", "gedit", "--data", str(gedit_data), "--run", str(tiny_run), "--judge", server.url,
+            "--judge-model", "judge", "--out", str(out), "--max-per-group", "1", "--steps", "2",
+            "--edit-batch-size", "4"])
+        assert result.exit_code == 0, result.output
+        assert len(server.requests) == 22  # 11 groups x 1 item x (SC + PQ)
+    method = tiny_run.resolve().name
+    for group in GROUPS:
+        folder = out / method / "fullset" / group / "en"
+        assert (folder / f"{group}_0.png").exists() and (folder / f"{group}_0_SRCIMG.png").exists()
+        assert not (folder / f"{group}_1.png").exists()  # --max-per-group 1
+    data = json.loads(next((out / "reports").glob("gedit-en-*.json")).read_text())
+    fullset = data["methods"][method]["fullset"]
+    assert fullset["totals"] == {"n": 11, "scored": 11, "unjudged": 0, "parse_failures": 0, "random_filled": 0}
+    expected = {g: math.sqrt(8 * strength(gi, 0)) for gi, g in enumerate(GROUPS)}
+    assert {g: e["o"]["mean"] for g, e in fullset["categories"].items()} == pytest.approx(expected)
+    assert fullset["average"]["o"] == pytest.approx(sum(expected.values()) / 11)
+    assert "| Human edit |" in result.output

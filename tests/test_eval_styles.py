@@ -67,3 +67,22 @@ def test_styles_flow_and_table2_overall(folders, tmp_path):
     assert data["methods"]["invert"][TO_STYLE]["by_style"]["categories"]["lego"]["scored"] == 2
     md = open(result["report"]["markdown"]).read()
     assert "| invert | 3.00 | 8.00 | 4.90 | 4.90 | 4/4 (0 failed) |" in md
+
+
+def test_cli_styles_with_a_trained_tiny_run(folders, tiny_run, tmp_path):
+    from typer.testing import CliRunner
+
+    from byg_cli.cli import app
+
+    out = tmp_path / "out"
+    with JudgeServer(policy) as server:
+        result = CliRunner().invoke(app, [
+            "eval", "styles", "--photo", str(folders / "photo"), "--stylized", str(folders / "stylized"),
+            "--style", "lego", "--run", str(tiny_run), "--method", "tiny", "--judge", server.url,
+            "--judge-model", "judge", "--out", str(out), "--steps", "2"])
+        assert result.exit_code == 0, result.output
+        assert len(server.requests) == 2 * 3  # 2 photos -> lego, 1 lego -> photo
+    assert (out / "tiny" / TO_STYLE / "lego" / "p0.png").exists() and (out / "tiny" / TO_PHOTO / "lego" / "s0.png").exists()
+    data = json.loads(next((out / "reports").glob("styles-*.json")).read_text())
+    assert data["methods"]["tiny"][TO_PHOTO]["overall"] == pytest.approx(math.sqrt(6 * 8))
+    assert "Photorealistic → Style" in result.output
