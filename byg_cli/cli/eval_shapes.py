@@ -44,3 +44,19 @@ def eval_shapes_edit_command(
     evaluate_edits(Editor.from_run(run, weights=weights), out, per_type=per_type, steps=steps, seed=seed,
                    edit_types=edit_types)
     typer.echo((out / "shapes_edit.md").read_text())
+
+
+@eval_app.command("ablations")
+def eval_ablations_command(
+    recipe: Path = typer.Argument(..., help="The byg recipe to ablate, e.g. recipes/shapes.toml."),
+    out: Path = typer.Option(Path("runs/ablations"), "-o", "--out", help="Folder for the variants and the table."),
+    steps: int = typer.Option(300, "--steps", min=1, help="Training steps per variant (reduced budget)."),
+    per_type: int = typer.Option(30, "--per-type", min=1, help="Held-out edits per edit type."),
+    eval_steps: int = typer.Option(20, "--eval-steps", min=1, help="Sampling steps for the edits."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Recipe override for every variant (repeatable)."),
+    only: Optional[List[str]] = typer.Option(None, "--only", help="Only this variant (repeatable), e.g. full."),
+) -> None:
+    """Table 4: the full method, the six ablations and the supervised baseline at one budget."""
+    from byg_cli.eval.ablations import run_ablations
+
+    typer.echo(run_ablations(recipe, out, steps, per_type, eval_steps, set_ or [], only))
