@@ -287,7 +287,7 @@ def evaluate_after_training(cfg: Recipe, run_dir: Path, quiet: bool = False) -> 
         from byg_cli.edit import Editor
 
         summary = evaluate_edits(Editor.from_run(run_dir), run_dir / "eval", per_type=e.per_type, steps=e.steps,
-                                 image_size=cfg.data.resolution, quiet=quiet)
+                                 edit_types=cfg.data.edit_types, image_size=cfg.data.resolution, quiet=quiet)
         report = run_dir / "eval" / "shapes_edit.md"
     if not quiet:
         print(report.read_text())
