@@ -176,6 +176,14 @@ class SampleConfig(Section):
     prompts: list[str] = Field(default_factory=list)
 
 
+class EvalConfig(Section):
+    after: Literal["none", "shapes", "shapes-edit"] = Field(
+        "none", description="evaluation run when training ends, written to RUN/eval")
+    count: int = Field(500, ge=1, description="shapes: images to generate")
+    per_type: int = Field(50, ge=1, description="shapes-edit: edits per edit type")
+    steps: int = Field(20, ge=1, description="sampling steps")
+
+
 class Recipe(Section):
     run: RunConfig = Field(default_factory=RunConfig)
     model: ModelConfig
@@ -185,6 +193,7 @@ class Recipe(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     sample: SampleConfig = Field(default_factory=SampleConfig)
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
     source: Optional[str] = Field(None, description="where the recipe was loaded from (filled in by byg)")
 
     def to_toml_dict(self) -> dict[str, Any]:

@@ -286,4 +286,29 @@ def train(cfg: Recipe, run_dir: Optional[Path] = None, resume: bool = False,
             trainer.model.save_base(run_dir / "model")
     if main and not quiet:
         print(f"{trainer.state.step} steps in {time.time() - started:.0f}s; run folder: {run_dir}")
+    if main and trainer.state.step >= t.steps and cfg.eval.after != "none":
+        del trainer
+        evaluate_after_training(cfg, run_dir, quiet)
     return run_dir
+
+
+def evaluate_after_training(cfg: Recipe, run_dir: Path, quiet: bool = False) -> dict:
+    """The recipe's [eval] step: a report (JSON, markdown table, grid) in RUN/eval."""
+    from byg_cli.eval.shapes_eval import evaluate_base, evaluate_edits
+
+    e = cfg.eval
+    if e.after == "shapes":
+        from byg_cli.models.registry import load_model_folder
+
+        summary = evaluate_base(load_model_folder(run_dir / "model"), run_dir / "eval", count=e.count, steps=e.steps,
+                                image_size=cfg.data.resolution, quiet=quiet)
+        report = run_dir / "eval" / "shapes_t2i.md"
+    else:
+        from byg_cli.edit import Editor
+
+        summary = evaluate_edits(Editor.from_run(run_dir), run_dir / "eval", per_type=e.per_type, steps=e.steps,
+                                 edit_types=cfg.data.edit_types, image_size=cfg.data.resolution, quiet=quiet)
+        report = run_dir / "eval" / "shapes_edit.md"
+    if not quiet:
+        print(report.read_text())
+    return summary

@@ -82,3 +82,17 @@ def load_backbone(model_cfg, adapters: bool):
         else:
             model.transformer.enable_gradient_checkpointing()
     return model
+
+
+def load_model_folder(path, family: str = "flux"):
+    """A base model folder loaded for inference with its recipe defaults (no adapters)."""
+    from byg_cli.errors import BygError
+    from byg_cli.recipe import ModelConfig
+
+    from pathlib import Path
+
+    if not Path(path).is_dir():
+        raise BygError(f"--model {path}: no such folder")
+    model = load_backbone(ModelConfig(path=path, family=family), adapters=False)
+    model.eval()
+    return model

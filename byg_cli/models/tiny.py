@@ -53,11 +53,11 @@ def _configs(spec: TinyFluxSpec, vocab: int, latent_channels: int):
         vocab_size=vocab, hidden_size=spec.text_dim, intermediate_size=2 * spec.text_dim,
         num_hidden_layers=spec.text_layers, num_attention_heads=spec.text_heads,
         max_position_embeddings=spec.max_text_length, projection_dim=spec.text_dim,
-        pad_token_id=0, bos_token_id=1, eos_token_id=2, hidden_act="gelu"))
+        pad_token_id=0, bos_token_id=1, eos_token_id=3, hidden_act="gelu"))
     t5 = T5EncoderModel(T5Config(
         vocab_size=vocab, d_model=spec.text_dim, d_kv=spec.text_dim // spec.text_heads, d_ff=2 * spec.text_dim,
         num_layers=spec.text_layers, num_heads=spec.text_heads, relative_attention_num_buckets=8,
-        pad_token_id=0, eos_token_id=2, decoder_start_token_id=0, dropout_rate=0.0))
+        pad_token_id=0, eos_token_id=3, decoder_start_token_id=0, dropout_rate=0.0))
     return transformer, clip, t5
 
 
