@@ -114,6 +114,11 @@ def test_each_sample_goes_to_the_expert_that_owns_its_t(a14b):
 
 def test_lora_scale_zero_is_the_base_and_gradients_reach_the_edit_adapter(tiny_wan_a14b):
     model = WanBackbone.load(tiny_wan_a14b)
+    model.enable_gradient_checkpointing()  # diffusers' non-reentrant checkpointing: LoRA grads survive it
+    checkpointed = []
+    for expert in (model.transformer, model.transformer_2):
+        inner = expert._gradient_checkpointing_func
+        expert._gradient_checkpointing_func = lambda *a, inner=inner: checkpointed.append(1) or inner(*a)
     z, cond = _latent(model), model.encode_text(PROMPTS)
     t = torch.tensor([0.95, 0.3])
     with torch.no_grad():
@@ -134,6 +139,7 @@ def test_lora_scale_zero_is_the_base_and_gradients_reach_the_edit_adapter(tiny_w
         model.velocity(z, t, cond, source=z, adapter=None)  # a base call between forward and backward
     model.set_adapter("edit")
     v.pow(2).mean().backward()
+    assert len(checkpointed) == 4  # 2 blocks x 2 experts, in the grad pass only
     grads = {n: p.grad for n, p in model.lora_named_parameters("edit")}
     assert all(g is not None for g in grads.values())
     for expert in ("transformer.", "transformer_2."):
