@@ -106,8 +106,8 @@ class Editor:
         return Video(frames[back], video.fps)
 
 
-def edit_file(image: Path, instruction: str, run: Path, out: Optional[Path] = None, *, steps: Optional[int] = None, seed: int = 0,
-              weights: Optional[str] = None, checkpoint: str = "latest") -> Path:
+def edit_file(image: Path, instruction: str, run: Path, out: Optional[Path] = None, *, steps: Optional[int] = None,
+              seed: int = 0, weights: Optional[str] = None, checkpoint: str = "latest") -> Path:
     """`byg edit IMAGE|VIDEO "instruction" --run RUN -o OUT` with a rich progress bar."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 

@@ -174,10 +174,14 @@ def _source_forward(transformer, noisy: torch.Tensor, source: torch.Tensor, time
 
 # --------------------------------------------------------------------------------------------------- backbone
 class WanBackbone(FluxBackbone):
+    """The backbone protocol for Wan2.2 videos (see the module docstring). The LoRA plumbing (parameters by
+    adapter, state dicts, the cached text encoding, codec calls) is FluxBackbone's, reused as is; loading, adapters
+    on one or two experts, the velocity and the sampler grid are Wan's own."""
+
     family = "wan"
     default_sampler = "unipc"
 
-    def __init__(self, transformer, codec: WanVaeCodec, text: WanTextEncoder, scheduler_config: dict,
+    def __init__(self, transformer, codec: WanVaeCodec | VideoPixelCodec, text: WanTextEncoder, scheduler_config: dict,
                  transformer_2=None, boundary_ratio: Optional[float] = None, expand_timesteps: bool = False,
                  source_timestep: str = "auto", train_expert: str = "both", text_cache_size: int = 4096):
         torch.nn.Module.__init__(self)
