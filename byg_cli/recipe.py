@@ -39,6 +39,8 @@ class CreateConfig(Section):
     pixel_patch: int = Field(2, ge=0, description="pixel codec factor; 0 = a tiny AutoencoderKL")
     guidance_embeds: bool = False
     shift: float = Field(1.0, gt=0, description="sampling shift written to the scheduler config")
+    prediction: Literal["velocity", "sample"] = Field(
+        "velocity", description="what the transformer outputs: the velocity, or the clean sample (x-prediction)")
     seed: int = 0
     # family "wan" (tiny_wan.TinyWanSpec): num_layers, num_heads, head_dim, text_dim, text_layers,
     # max_text_length, pixel_patch (0 = a tiny AutoencoderKLWan) and shift (UniPC flow shift) apply, plus:

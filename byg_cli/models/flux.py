@@ -69,6 +69,10 @@ class FluxBackbone(torch.nn.Module):
         self._text_cache: "OrderedDict[str, tuple[torch.Tensor, Optional[torch.Tensor]]]" = OrderedDict()
         self.text_cache_size = text_cache_size
         self.text_trainable = False
+        # What the transformer's output means: "velocity" (FLUX.1: v ~= eps - y) or "sample" (the clean latent,
+        # turned into v = (y_t - y_hat) / max(t, t_min)). Pixel-space tiny bases learn far faster predicting the
+        # clean sample: the noise then passes through analytically instead of through the network.
+        self.prediction, self.prediction_t_min = "velocity", 0.05
 
     # ----------------------------------------------------------------------------------------------- loading
     @classmethod
@@ -95,13 +99,27 @@ class FluxBackbone(torch.nn.Module):
         sched_file = root / "scheduler" / "scheduler_config.json"
         scheduler_config = json.loads(sched_file.read_text()) if sched_file.is_file() else {}
         model = cls(transformer, codec, text, scheduler_config, guidance=guidance, source_id_offset=source_id_offset)
+        model.read_byg_config(root)
         model.requires_grad_(False)
         return model
+
+    def read_byg_config(self, root: Path) -> None:
+        """byg.json at a model folder's root holds what diffusers' configs cannot say (the output's meaning)."""
+        f = Path(root) / "byg.json"
+        if f.is_file():
+            cfg = json.loads(f.read_text())
+            self.prediction = cfg.get("prediction", "velocity")
+            self.prediction_t_min = float(cfg.get("prediction_t_min", 0.05))
+            if self.prediction not in ("velocity", "sample"):
+                raise BygError(f"{f}: prediction must be 'velocity' or 'sample', not {self.prediction!r}")
 
     def save_base(self, root: Path) -> None:
         """Write the base model (no adapters) as a diffusers-layout folder."""
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
+        if self.prediction != "velocity":
+            (root / "byg.json").write_text(json.dumps({"prediction": self.prediction,
+                                                        "prediction_t_min": self.prediction_t_min}, indent=2))
         self.transformer.save_pretrained(root / "transformer")
         self.text.save(root)
         if isinstance(self.codec, PixelCodec):
@@ -241,7 +259,11 @@ class FluxBackbone(torch.nn.Module):
             hidden_states=tokens, timestep=t.to(dev, dtype), encoder_hidden_states=embeds,
             pooled_projections=cond.pooled.to(dev, dtype), img_ids=ids,
             txt_ids=torch.zeros(embeds.shape[1], 3, device=dev, dtype=dtype), return_dict=False, **kwargs)[0]
-        return unpack(out[:, :n], c, h, w).to(y_t.dtype)
+        out = unpack(out[:, :n], c, h, w).to(y_t.dtype)
+        if self.prediction == "sample":
+            tt = t.to(y_t).clamp_min(self.prediction_t_min).view(-1, *([1] * (y_t.dim() - 1)))
+            return (y_t - out) / tt
+        return out
 
     # ----------------------------------------------------------------------------------------------- sampling
     def sigmas(self, steps: int, latent_shape: tuple[int, ...]) -> torch.Tensor:

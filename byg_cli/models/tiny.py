@@ -36,6 +36,7 @@ class TinyFluxSpec:
     pixel_patch: int = 2  # pixel codec factor; 0 = a tiny AutoencoderKL instead
     guidance_embeds: bool = True
     shift: float = 1.0
+    prediction: str = "velocity"  # or "sample" (see FluxBackbone.prediction)
 
 
 def _configs(spec: TinyFluxSpec, vocab: int, latent_channels: int):
@@ -89,6 +90,7 @@ def build_tiny_flux(spec: TinyFluxSpec | None = None, corpus: Iterable[str] = DE
     scheduler = {"_class_name": "FlowMatchEulerDiscreteScheduler", "_diffusers_version": "0.42.1",
                  "num_train_timesteps": 1000, "shift": spec.shift, "use_dynamic_shifting": False}
     model = FluxBackbone(transformer, codec, text, scheduler)
+    model.prediction = spec.prediction
     model.requires_grad_(False)
     return model
 
