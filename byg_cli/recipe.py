@@ -56,6 +56,8 @@ class ModelConfig(Section):
     source_id_offset: float = Field(1.0, description="first position-id coordinate of source tokens (Kontext: 1)")
     max_sequence_length: Optional[int] = Field(None, ge=1)
     gradient_checkpointing: bool = False
+    attention_backend: Optional[str] = Field(
+        None, description="diffusers attention backend (default: 'native' = torch SDPA), e.g. 'flash', '_native_cudnn'")
     train_text_encoder: bool = Field(False, description="t2i only: train the text encoders too")
     create: Optional[CreateConfig] = None
 
@@ -65,6 +67,10 @@ class DataConfig(Section):
     path: Optional[Path] = None
     resolution: int = Field(32, ge=8)
     edit_types: Optional[list[str]] = None
+    buckets: bool = Field(False, description="records: aspect-ratio buckets of area ~ resolution^2 instead of "
+                                             "square centre crops")
+    bucket_step: int = Field(16, ge=2, description="bucket sides are multiples of this (FLUX: 16 = VAE 8 x pack 2)")
+    max_aspect: float = Field(2.0, ge=1.0, description="widest bucket's side ratio")
 
 
 class TimestepConfig(Section):
@@ -123,6 +129,23 @@ class TrainConfig(Section):
     threads: Optional[int] = Field(None, ge=1, description="torch CPU threads")
 
 
+class CacheConfig(Section):
+    """VAE latents and text embeddings computed once and kept on disk, keyed by content and model."""
+
+    enabled: bool = False
+    dir: Path = Field(Path("cache"), description="cache folder, shared by runs (keys include the model identity)")
+    offload_encoders: bool = Field(True, description="after caching, move the VAE and text encoders to the CPU")
+    batch_size: int = Field(8, ge=1, description="images / prompts encoded per call while filling the cache")
+
+
+class ExportConfig(Section):
+    """The LoRA written to RUN/lora/ when training ends (and by `byg train --export-only`)."""
+
+    at_end: bool = True
+    format: Literal["diffusers", "comfyui", "both"] = "diffusers"
+    weights: Literal["edit", "ema"] = Field("edit", description="which adapter to export")
+
+
 class SampleConfig(Section):
     steps: int = Field(20, ge=1)
     count: int = Field(4, ge=1)
@@ -137,6 +160,8 @@ class Recipe(Section):
     ema: EmaConfig = Field(default_factory=EmaConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     sample: SampleConfig = Field(default_factory=SampleConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
     source: Optional[str] = Field(None, description="where the recipe was loaded from (filled in by byg)")
 
     def to_toml_dict(self) -> dict[str, Any]:

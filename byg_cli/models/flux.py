@@ -69,11 +69,18 @@ class FluxBackbone(torch.nn.Module):
         self._text_cache: "OrderedDict[str, tuple[torch.Tensor, Optional[torch.Tensor]]]" = OrderedDict()
         self.text_cache_size = text_cache_size
         self.text_trainable = False
+        self.root: Optional[Path] = None  # the folder it was loaded from (the cache's model identity)
+        self.text_store = None  # an optional on-disk text-embedding store (byg_cli.cache.TextStore)
+        self._denoiser = None  # the transformer wrapped for multi-process training (DDP), if any
 
     # ----------------------------------------------------------------------------------------------- loading
     @classmethod
     def load(cls, path: Path, dtype: torch.dtype = torch.float32, guidance: float = 3.5,
-             source_id_offset: float = 1.0, max_sequence_length: int | None = None) -> "FluxBackbone":
+             source_id_offset: float = 1.0, max_sequence_length: int | None = None,
+             attention_backend: str | None = None) -> "FluxBackbone":
+        """A diffusers FLUX folder (FLUX.1-dev or a tiny one of the same layout). Attention runs through diffusers'
+        dispatcher, whose default backend is torch's scaled_dot_product_attention; `attention_backend` picks
+        another one (e.g. "flash", "_native_cudnn")."""
         from diffusers import FluxTransformer2DModel
 
         root = Path(path)
@@ -94,9 +101,43 @@ class FluxBackbone(torch.nn.Module):
         text = FluxTextEncoder.load(root, dtype=dtype, max_sequence_length=max_sequence_length)
         sched_file = root / "scheduler" / "scheduler_config.json"
         scheduler_config = json.loads(sched_file.read_text()) if sched_file.is_file() else {}
+        if attention_backend:
+            try:
+                transformer.set_attention_backend(attention_backend)
+            except (ValueError, RuntimeError, ImportError) as err:
+                raise BygError(f"model.attention_backend: '{attention_backend}' is not usable here ({err})") from None
         model = cls(transformer, codec, text, scheduler_config, guidance=guidance, source_id_offset=source_id_offset)
+        model.root = root.resolve()
         model.requires_grad_(False)
         return model
+
+    def cache_identity(self) -> dict[str, str]:
+        """What the cached latents and text embeddings depend on: the codec's and the text encoders' files (and
+        dtype, sequence length). Keys of the on-disk cache (byg_cli.cache) include these."""
+        from byg_cli.cache import folder_identity
+
+        if self.root is None:
+            raise BygError("the cache needs a model loaded from a folder (model.path)")
+        codec_dirs = ["vae"] if isinstance(self.codec, VaeCodec) else ["pixel_codec"]
+        text_dirs = ["text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2"]
+        dtype = str(self.dtype).replace("torch.", "")
+        return {"latents": folder_identity(self.root, codec_dirs, extra=f"flux-codec {dtype}"),
+                "text": folder_identity(self.root, text_dirs,
+                                        extra=f"flux-text {dtype} clip={self.text.clip_length} "
+                                              f"t5={self.text.max_sequence_length}")}
+
+    def offload_encoders(self, device: str | torch.device = "cpu") -> None:
+        """Move the VAE and text encoders off the accelerator (after their outputs are cached)."""
+        self.codec.to(device)
+        self.text.to(device)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def wrap_denoiser(self, wrap) -> None:
+        """Route gradient-carrying transformer calls through `wrap(transformer)` (e.g. accelerate's DDP wrapper,
+        which all-reduces the gradients of the trainable parameters). No-grad calls (rollout, prior queries,
+        sampling) keep using the bare module: they need no gradient synchronisation."""
+        self._denoiser = wrap(self.transformer)
 
     def save_base(self, root: Path) -> None:
         """Write the base model (no adapters) as a diffusers-layout folder."""
@@ -115,8 +156,8 @@ class FluxBackbone(torch.nn.Module):
                  "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"],
                  "text_encoder": ["transformers", "CLIPTextModel"],
                  "text_encoder_2": ["transformers", "T5EncoderModel"],
-                 "tokenizer": ["transformers", "PreTrainedTokenizerFast"],
-                 "tokenizer_2": ["transformers", "PreTrainedTokenizerFast"],
+                 "tokenizer": ["transformers", type(self.text.tokenizer).__name__],
+                 "tokenizer_2": ["transformers", type(self.text.tokenizer_2).__name__],
                  "vae": ["diffusers", "AutoencoderKL"] if isinstance(self.codec, VaeCodec) else [None, None],
                  "image_encoder": [None, None], "feature_extractor": [None, None]}
         (root / "model_index.json").write_text(json.dumps(index, indent=2))
@@ -185,28 +226,40 @@ class FluxBackbone(torch.nn.Module):
                 params[name].copy_(state[key])
 
     # ----------------------------------------------------------------------------------------------- encoding
+    def _codec_device(self) -> torch.device:
+        return next((p.device for p in self.codec.parameters()), self.device)
+
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.codec.encode(pixels.to(self.device, self.dtype))
+        return self.codec.encode(pixels.to(self._codec_device(), self.dtype)).to(self.device)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        return self.codec.decode(latents.to(self.dtype)).float().clamp(-1, 1)
+        return self.codec.decode(latents.to(self._codec_device(), self.dtype)).float().clamp(-1, 1)
 
     def encode_text(self, prompts: list[str]) -> Cond:
         if self.text_trainable:
             return self.text(prompts)
         missing = [p for p in dict.fromkeys(prompts) if p not in self._text_cache]
+        rows: dict[str, tuple[torch.Tensor, Optional[torch.Tensor]]] = {}
+        if missing and self.text_store is not None:
+            rows.update(self.text_store.get_many(missing))
+            missing = [p for p in missing if p not in rows]
         if missing:
             with torch.no_grad():
                 enc = self.text(missing)
-            for i, p in enumerate(missing):
-                self._text_cache[p] = (enc.embeds[i], None if enc.pooled is None else enc.pooled[i])
-                if len(self._text_cache) > self.text_cache_size:
-                    self._text_cache.popitem(last=False)
-        rows = [self._text_cache[p] for p in prompts]
+            computed = {p: (enc.embeds[i], None if enc.pooled is None else enc.pooled[i]) for i, p in enumerate(missing)}
+            if self.text_store is not None:
+                self.text_store.put_many(computed)
+            rows.update(computed)
+        for p, row in rows.items():
+            self._text_cache[p] = row
+            if len(self._text_cache) > self.text_cache_size:
+                self._text_cache.popitem(last=False)
+        found = [rows[p] if p in rows else self._text_cache[p] for p in prompts]
         for p in prompts:
-            self._text_cache.move_to_end(p)
-        pooled = None if rows[0][1] is None else torch.stack([r[1] for r in rows])
-        return Cond(embeds=torch.stack([r[0] for r in rows]), pooled=pooled)
+            if p in self._text_cache:
+                self._text_cache.move_to_end(p)
+        pooled = None if found[0][1] is None else torch.stack([r[1] for r in found])
+        return Cond(embeds=torch.stack([r[0] for r in found]), pooled=pooled)
 
     @property
     def device(self) -> torch.device:
@@ -237,7 +290,8 @@ class FluxBackbone(torch.nn.Module):
         if self.transformer.config.guidance_embeds:
             kwargs["guidance"] = torch.full((b,), self.guidance, device=dev, dtype=dtype)
         embeds = cond.embeds.to(dev, dtype)
-        out = self.transformer(
+        net = self._denoiser if (self._denoiser is not None and torch.is_grad_enabled()) else self.transformer
+        out = net(
             hidden_states=tokens, timestep=t.to(dev, dtype), encoder_hidden_states=embeds,
             pooled_projections=cond.pooled.to(dev, dtype), img_ids=ids,
             txt_ids=torch.zeros(embeds.shape[1], 3, device=dev, dtype=dtype), return_dict=False, **kwargs)[0]

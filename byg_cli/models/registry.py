@@ -49,7 +49,8 @@ def load_backbone(model_cfg, adapters: bool):
 
         model = FluxBackbone.load(model_cfg.path, dtype=DTYPES[model_cfg.dtype], guidance=model_cfg.guidance,
                                   source_id_offset=model_cfg.source_id_offset,
-                                  max_sequence_length=model_cfg.max_sequence_length)
+                                  max_sequence_length=model_cfg.max_sequence_length,
+                                  attention_backend=model_cfg.attention_backend)
     else:  # pragma: no cover - the recipe's Literal rejects other families
         raise ValueError(model_cfg.family)
     if adapters:
