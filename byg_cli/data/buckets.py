@@ -16,15 +16,15 @@ from byg_cli.errors import BygError
 
 def make_buckets(resolution: int, step: int = 16, max_aspect: float = 2.0) -> list[tuple[int, int]]:
     """(width, height) pairs with width * height ~ resolution^2, both multiples of `step`, side ratio at most
-    `max_aspect`; for each width the height that keeps the area closest to resolution^2."""
+    `max_aspect`: for each short side the long side that keeps the area closest to resolution^2, both ways."""
     if resolution % step:
         raise BygError(f"data.resolution {resolution} is not a multiple of data.bucket_step {step}")
     area = resolution * resolution
     found = set()
-    for w in range(step, int(resolution * math.sqrt(max_aspect)) + step, step):
+    for w in range(step, resolution + 1, step):  # portrait and square; landscape by mirroring
         h = max(step, int(round(area / w / step)) * step)
-        if max(w / h, h / w) <= max_aspect + 1e-9:
-            found.add((w, h))
+        if h >= w and h / w <= max_aspect + 1e-9:
+            found.update({(w, h), (h, w)})
     return sorted(found)
 
 
