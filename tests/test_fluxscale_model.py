@@ -149,3 +149,28 @@ def test_one_base_transformer_serves_t2i_edit_and_ema(tmp_path, tiny_flux, tiny_
         for adapter in (None, "edit", "ema"):
             model.velocity(x, torch.tensor([0.5, 0.5]), cond, source=None if adapter is None else x, adapter=adapter)
     assert len(hits) == 3  # G_t2i, G_edit and G_EMA all run the same base Linear
+
+
+def test_flux_tokenizer_classes_load_through_autotokenizer_and_encode_like_diffusers(tmp_path):
+    """A tiny folder with FLUX.1-dev's tokenizer classes (CLIPTokenizer, T5TokenizerFast), loaded with AutoTokenizer
+    by byg and by diffusers' FluxKontextPipeline: both encode a prompt to the same T5 and pooled CLIP embeddings."""
+    import json
+
+    from diffusers import FluxKontextPipeline
+    from transformers import CLIPTokenizer, T5TokenizerFast
+
+    from byg_cli.models.tiny import TinyFluxSpec, write_tiny_flux
+
+    folder = write_tiny_flux(tmp_path / "flux-tok", TinyFluxSpec(pixel_patch=0, tokenizers="flux"))
+    assert json.loads((folder / "tokenizer" / "tokenizer_config.json").read_text())["tokenizer_class"] == "CLIPTokenizer"
+    model = FluxBackbone.load(folder)
+    assert isinstance(model.text.tokenizer, CLIPTokenizer) and isinstance(model.text.tokenizer_2, T5TokenizerFast)
+    prompt = "make the square blue"
+    clip_ids = model.text.tokenizer(prompt).input_ids
+    assert len(clip_ids) == 2 + 4  # <|startoftext|>, one token per word, <|endoftext|>
+    assert model.text.tokenizer_2(prompt).input_ids[-1] == model.text.tokenizer_2.eos_token_id
+    ours = model.encode_text([prompt])
+    pipe = FluxKontextPipeline.from_pretrained(folder)
+    embeds, pooled, _ = pipe.encode_prompt(prompt=prompt, prompt_2=None, max_sequence_length=16)
+    torch.testing.assert_close(embeds, ours.embeds)
+    torch.testing.assert_close(pooled, ours.pooled)
