@@ -100,23 +100,30 @@ def main() -> None:
     per_double = saved_bytes_per_token(2, 0) - saved_bytes_per_token(1, 0)
     per_single = saved_bytes_per_token(1, 2) - saved_bytes_per_token(1, 1)
     dim = 3072
-    rows = []
+    weights = base * 2
+    adapters = 2 * adapter * 4 + adapter * 4 + 2 * adapter * 4  # edit + EMA, edit gradients, AdamW moments (fp32)
+    encoders = (T5_XXL_ENCODER + CLIP_L + VAE) * 2
+    print(f"transformer parameters: {base:,} -> bf16 {weights / GB:.1f} GB")
+    print(f"LoRA rank 64 parameters: {adapter:,}; edit + EMA adapters fp32 {2 * adapter * 4 / GB:.2f} GB, "
+          f"gradients fp32 {adapter * 4 / GB:.2f} GB, AdamW moments fp32 {2 * adapter * 4 / GB:.2f} GB")
+    print(f"text encoders + VAE bf16: {encoders / GB:.1f} GB (0 on the GPU when cached and offloaded)")
+    print(f"saved activations per token: double block {per_double / 1e3:.1f} kB, single block {per_single / 1e3:.1f} kB")
+    print("| image | tokens per pass | objective | checkpointing | activations | per GPU, encoders cached | "
+          "per GPU, encoders on GPU |")
+    print("|---|---|---|---|---|---|---|")
     for res in (512, 1024):
         img = (res // 16) ** 2
         seq = 2 * img + 512  # noisy + source (Kontext-style) + T5 tokens
-        full = seq * (19 * per_double + 38 * per_single)
-        ckpt = seq * dim * 2 * (19 + 38) + seq * max(per_double, per_single)
-        rows.append((res, seq, full, ckpt))
-    print(f"transformer parameters: {base:,} -> bf16 {base * 2 / GB:.1f} GB")
-    print(f"LoRA rank 64 parameters: {adapter:,}; edit + EMA adapters fp32 {2 * adapter * 4 / GB:.2f} GB, "
-          f"gradients fp32 {adapter * 4 / GB:.2f} GB, AdamW moments fp32 {2 * adapter * 4 / GB:.2f} GB")
-    print(f"text encoders + VAE bf16: {(T5_XXL_ENCODER + CLIP_L + VAE) * 2 / GB:.1f} GB (0 on the GPU when cached)")
-    print(f"saved activations per token: double block {per_double / 1e3:.1f} kB, single block {per_single / 1e3:.1f} kB")
-    print("| image | tokens per pass | activations per sample-pass, no checkpointing | with checkpointing |")
-    print("|---|---|---|---|")
-    for res, seq, full, ckpt in rows:
-        print(f"| {res}x{res} | {seq} | {full / GB:.1f} GB | {ckpt / GB:.2f} GB |")
-
+        full = seq * (19 * per_double + 38 * per_single)  # one sample through the model, everything kept
+        inputs = seq * dim * 2 * (19 + 38)  # checkpointing keeps each block's bf16 input ...
+        block = seq * max(per_double, per_single)  # ... and recomputes one block at a time
+        # kept for backward per sample: supervised 1 pass; byg 3 (forward at batch b, reverse + identity at 2b)
+        for objective, passes, widest in (("supervised", 1, 1), ("byg", 3, 2)):
+            for ckpt in (False, True):
+                act = passes * inputs + widest * block if ckpt else passes * full
+                total = weights + adapters + act
+                print(f"| {res}x{res} | {seq} | {objective} | {'yes' if ckpt else 'no'} | {act / GB:.1f} GB | "
+                      f"{total / GB:.1f} GB | {(total + encoders) / GB:.1f} GB |")
 
 if __name__ == "__main__":
     sys.exit(main())
