@@ -210,6 +210,20 @@ class Trainer:
                     if line.strip() and json.loads(line)["step"] <= self.state.step]
             log.write_text("".join(line + "\n" for line in kept))
 
+    @contextlib.contextmanager
+    def codec_on_device(self):
+        """The VAE back on the accelerator while sample grids are drawn, when caching moved it to the CPU."""
+        codec = self.model.codec
+        home = next((p.device for p in codec.parameters()), None)
+        if home is None or home == self.accelerator.device:
+            yield
+            return
+        codec.to(self.accelerator.device)
+        try:
+            yield
+        finally:
+            codec.to(home)
+
     # ------------------------------------------------------------------------------------------- samples
     @torch.no_grad()
     def sample_grid(self) -> Optional[Path]:
@@ -226,14 +240,15 @@ class Trainer:
             items = self.source.batch_items(0)[:s.count]
         else:
             items = [self.source.item(i) for i in range(s.count)]
-        if "latents" in items[0]:  # cached data: sources are latents
-            source = torch.stack([it["latents"] for it in items]).to(self.model.device)
-            pixels = self.model.decode(source)
-        else:
-            pixels = torch.stack([it["pixels"] for it in items])
-            source = self.model.encode(pixels)
-        edited = self.model.decode(edit_latents(self.model, source, [it["instruction"] for it in items], s.steps,
-                                                seed=0))
+        with self.codec_on_device():
+            if "latents" in items[0]:  # cached data: sources are latents
+                source = torch.stack([it["latents"] for it in items]).to(self.model.device)
+                pixels = self.model.decode(source)
+            else:
+                pixels = torch.stack([it["pixels"] for it in items])
+                source = self.model.encode(pixels)
+            edited = self.model.decode(edit_latents(self.model, source, [it["instruction"] for it in items],
+                                                    s.steps, seed=0))
         rows = [[to_pil(a), to_pil(b)] for a, b in zip(pixels, edited)]
         return save_grid(out, rows, ["source", "edited"], scale=4 if pixels.shape[-1] <= 64 else 1)
 

@@ -138,3 +138,17 @@ def test_bucketed_cached_training_on_non_square_images(tmp_path, tiny_flux_vae):
     sides = {tuple(load_file(str(p))["latents"].shape[1:]) for p in files}
     assert sides == {(20, 12), (16, 16), (12, 20)}  # (24, 40), (32, 32), (40, 24) pixels at VAE factor 2
     assert (tmp_path / "run" / "run" / "samples" / "step-0000004.png").is_file()
+
+
+def test_image_digests_are_remembered_between_runs(tmp_path):
+    from byg_cli.data.cached import FileDigests
+
+    image = tmp_path / "a.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
+    memo = FileDigests(tmp_path / "digests.json")
+    first = memo(image)
+    memo.save()
+    again = FileDigests(tmp_path / "digests.json")
+    assert again.known and again(image) == first and not again.changed  # served from the memo
+    Image.fromarray(np.full((8, 8, 3), 9, np.uint8)).save(image)
+    assert again(image) != first  # size or mtime changed: hashed again

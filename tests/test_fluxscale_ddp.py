@@ -1,6 +1,10 @@
-"""`byg train` on 2 CPU processes (torchrun-style launch, gloo): DDP all-reduces the edit LoRA, both processes
-end with the same weights, the run equals a 1-process run with the same global batch, and its checkpoint
-resumes on 1 process."""
+"""`byg train` on 2 CPU processes (torchrun-style launch, gloo): DDP all-reduces the edit LoRA (once per step,
+after 2 accumulation micro-batches), both processes end with the same weights, the run equals a 1-process run
+with the same global batch, and its checkpoint resumes on 1 process.
+
+(`accelerate launch --cpu` starts a single process unless MPI is installed, so the test starts the processes
+with torch.distributed.run, as accelerate's multi-GPU launcher does; ACCELERATE_USE_CPU makes accelerate pick
+gloo on the CPU.)"""
 
 import json
 import os
@@ -30,7 +34,8 @@ def free_port() -> int:
 def recipe(root: Path, tiny_flux, tiny_records, batch_size: int) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     return write_recipe(root / "r.toml", tiny_flux, tiny_records, "byg", **{
-        "train.steps": 4, "train.batch_size": batch_size, "train.checkpoint_every": 2, "train.threads": 1,
+        "train.steps": 4, "train.batch_size": batch_size, "train.grad_accum": 2, "train.checkpoint_every": 2,
+        "train.threads": 1,
         "objective.identity_warmup_steps": 1, "objective.rollout_steps": 2, "export.at_end": False})
 
 
@@ -67,9 +72,9 @@ def test_two_processes_match_one_and_resume_on_one(tmp_path, tiny_flux, tiny_rec
     prints = state["rank_fingerprints"]
     assert len(prints) == 2 and prints[0] == prints[1]  # both ranks hold bit-identical LoRA (edit and EMA)
     assert_close(weights(two, 2), weights(one, 2))
-    # steps 1-2 include a full byg step (warm-up is 1 step), so the cycle/prior passes went through DDP
+    # step 2 has full byg micro-batches (warm-up is 1 step), so the cycle/prior passes went through DDP
     logged = [json.loads(line) for line in (two / "losses.jsonl").read_text().splitlines()]
-    assert [r["identity_step"] for r in logged] == [1.0, 0.0]
+    assert [r["identity_step"] for r in logged][1] < 1.0
 
     # resume the 2-process checkpoint on 1 process with the same global batch (2 x 1 -> 1 x 2)
     cfg = load_recipe(two_recipe, overrides=["train.batch_size=2"])

@@ -4,6 +4,8 @@ items with "latents" ("target_latents") and the record's texts, and never opens 
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -33,6 +35,36 @@ class CachedEditDataset:
         return item
 
 
+class FileDigests:
+    """sha256 of image files, remembered by (path, size, mtime) in a JSON file so later runs do not re-read them."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            self.known = json.loads(path.read_text()) if path.is_file() else {}
+        except (OSError, ValueError):
+            self.known = {}
+        self.changed = False
+
+    def __call__(self, file: Path) -> str:
+        st = file.stat()
+        name = str(file.resolve())
+        entry = self.known.get(name)
+        if entry and entry[0] == st.st_size and entry[1] == st.st_mtime_ns:
+            return entry[2]
+        digest = sha256_file(file)
+        self.known[name] = [st.st_size, st.st_mtime_ns, digest]
+        self.changed = True
+        return digest
+
+    def save(self) -> None:
+        if self.changed:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self.known))
+            os.replace(tmp, self.path)
+
+
 def _size_wh(size, resolution: int) -> tuple[int, int]:
     if size is None:
         return resolution, resolution
@@ -48,10 +80,11 @@ def fill_cache(dataset: EditDataset, model, cache_dir: Path, *, batch_size: int 
     latents = LatentStore(cache_dir, identity["latents"])
     texts = TextStore(cache_dir, identity["text"])
     resolution = dataset.size or 0
+    digests = FileDigests(Path(cache_dir) / "file_digests.json")
 
     def key_of(path: Path, index: int) -> str:
         w, h = _size_wh(dataset.size_of(index), resolution)
-        return LatentStore.key(sha256_file(path), w, h)
+        return LatentStore.key(digests(path), w, h)
 
     keys, target_keys, todo = [], [], {}
     for i, rec in enumerate(dataset.records):
@@ -62,6 +95,8 @@ def fill_cache(dataset: EditDataset, model, cache_dir: Path, *, batch_size: int 
         target_keys.append(key_of(tpath, i) if tpath is not None else None)
         if tpath is not None:
             todo.setdefault(target_keys[-1], (tpath, dataset.size_of(i)))
+    if rank == 0:
+        digests.save()
     missing = sorted(k for k in todo if not latents.has(k))
     mine = missing[rank::world]
     by_size: dict[Any, list[str]] = {}
@@ -84,6 +119,7 @@ def fill_cache(dataset: EditDataset, model, cache_dir: Path, *, batch_size: int 
     prompt_missing = [p for p in prompts if not texts.has(TextStore.key(p))]
     my_prompts = prompt_missing[rank::world]
     model.text_store = texts
+    model.text_cache_size = min(model.text_cache_size, 256)  # the disk store serves the rest (T5: 4 MB a prompt)
     for s in range(0, len(my_prompts), batch_size):
         model.encode_text(my_prompts[s:s + batch_size])  # computes and writes them to the store
         if progress:
