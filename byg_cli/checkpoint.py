@@ -57,7 +57,8 @@ def save_checkpoint(run_dir: Path, step: int, tensors: dict[str, dict[str, torch
     tmp.mkdir()
     for name, sd in tensors.items():
         save_file({k: v.detach().contiguous().cpu() for k, v in sd.items()}, str(tmp / f"{name}.safetensors"))
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
+    opt_state = optimizer if isinstance(optimizer, dict) else optimizer.state_dict()  # a dict: already gathered
+    torch.save({"optimizer": opt_state, "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
     (tmp / "state.json").write_text(json.dumps({"step": step, **state}))
     for f in tmp.iterdir():
         with open(f, "rb") as fh:

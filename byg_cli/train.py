@@ -16,6 +16,7 @@ import torch
 
 from byg_cli import checkpoint as ckpt
 from byg_cli.data.images import to_pil
+from byg_cli.distributed import full, like, optimizer_state_full, shard_optimizer_state
 from byg_cli.data.sources import build_source, collate
 from byg_cli.engine.ema import ema_update
 from byg_cli.engine.objectives import BygConfig, build_objective
@@ -65,15 +66,24 @@ class Trainer:
         ddp = DistributedDataParallelKwargs(broadcast_buffers=False, find_unused_parameters=False)
         self.accelerator = Accelerator(mixed_precision=t.mixed_precision, kwargs_handlers=[ddp])
         self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
-        if self.accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
-            raise BygError(f"accelerate config: {self.accelerator.distributed_type.value} is not wired into byg train "
-                           f"yet; LoRA training runs multi-process with DDP (recipes/accelerate/ddp_8gpu.yaml)")
+        kind = self.accelerator.distributed_type
+        if kind == DistributedType.DEEPSPEED:
+            raise BygError("accelerate config: DeepSpeed is not wired into byg train; use DDP "
+                           "(recipes/accelerate/ddp_8gpu.yaml) or FSDP (recipes/accelerate/fsdp_8gpu.yaml)")
         self.is_t2i = cfg.objective.name == "t2i"
+        mode = t.sharding if t.sharding != "auto" else ("fsdp" if kind == DistributedType.FSDP else "ddp")
+        self.fsdp = self.world > 1 and mode == "fsdp"
+        if self.fsdp and self.is_t2i:
+            raise BygError("train.sharding = 'fsdp' serves LoRA objectives (byg, supervised); t2i runs with DDP")
         self.model = load_backbone(cfg.model, adapters=not self.is_t2i)
         self.model.to(self.accelerator.device)
+        if self.fsdp:  # FSDP2 in place: base weights and both LoRAs sharded, gathered block by block in each call
+            from torch.distributed.fsdp import fully_shard
+
+            self.model.shard(fully_shard)
         self.trainable = self._select_trainable()
         self._outside_ddp: list[torch.nn.Parameter] = []
-        if self.world > 1:
+        if self.world > 1 and not self.fsdp:
             # DDP over the transformer: the edit LoRA (or, for t2i, every transformer weight) is all-reduced in
             # backward. The EMA adapter never requires grad, so DDP never tracks it.
             self.model.wrap_denoiser(self.accelerator.prepare_model)
@@ -111,14 +121,14 @@ class Trainer:
         return [(f"edit.{n}", p) for n, p in m.lora_named_parameters("edit")]
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
-        return {n: p.detach() for n, p in self.trainable}
+        return {n: full(p.detach()) for n, p in self.trainable}
 
     def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
         with torch.no_grad():
             for n, p in self.trainable:
                 if n not in state:
                     raise BygError(f"checkpoint lacks trainable tensor {n}")
-                p.copy_(state[n])
+                p.copy_(like(p, state[n]))
 
     # ------------------------------------------------------------------------------------------- data
     def batch(self, step: int, micro: int) -> dict:
@@ -181,10 +191,12 @@ class Trainer:
             tensors["ema_full"] = {n: s for (n, _), s in zip(self.trainable, self.shadow)}
         mine = fingerprint([v for sd in tensors.values() for v in sd.values()])
         prints = gather_object([mine]) if self.world > 1 else [mine]
+        optimizer = optimizer_state_full(self.optimizer) if self.fsdp else self.optimizer
         path = ckpt.checkpoint_dir(self.run_dir) / f"{ckpt.PREFIX}{self.state.step:07d}"
         if self.accelerator.is_main_process:
-            path = ckpt.save_checkpoint(self.run_dir, self.state.step, tensors, self.optimizer, self.scheduler,
+            path = ckpt.save_checkpoint(self.run_dir, self.state.step, tensors, optimizer, self.scheduler,
                                         {"rng": ckpt.rng_state(self.generator), "processes": self.world,
+                                         "sharding": "fsdp" if self.fsdp else ("ddp" if self.world > 1 else "none"),
                                          "rank_fingerprints": prints}, self.cfg.train.keep_checkpoints)
         self.accelerator.wait_for_everyone()
         return path
@@ -201,6 +213,8 @@ class Trainer:
         if ema_full is not None and self.shadow is not None:
             self.shadow = [ema_full[n].clone() for n, _ in self.trainable]
         ckpt.load_optimizer(latest, self.optimizer, self.scheduler)
+        if self.fsdp:
+            shard_optimizer_state(self.optimizer)
         state = ckpt.load_state(latest)
         ckpt.restore_rng(state["rng"], self.generator)
         self.state.step = int(state["step"])
@@ -249,6 +263,8 @@ class Trainer:
                 source = self.model.encode(pixels)
             edited = self.model.decode(edit_latents(self.model, source, [it["instruction"] for it in items],
                                                     s.steps, seed=0))
+        if not self.accelerator.is_main_process:  # FSDP: every process samples (the calls are collective)
+            return None
         rows = [[to_pil(a), to_pil(b)] for a, b in zip(pixels, edited)]
         return save_grid(out, rows, ["source", "edited"], scale=4 if pixels.shape[-1] <= 64 else 1)
 
@@ -261,7 +277,7 @@ class Trainer:
         for micro in range(t.grad_accum):
             batch = self.batch(self.state.step, micro)
             last = micro == t.grad_accum - 1
-            sync = (contextlib.nullcontext() if last or self.world == 1
+            sync = (contextlib.nullcontext() if last or self.world == 1 or self.fsdp
                     else self.accelerator.no_sync(self.model._denoiser))  # all-reduce once, after the last micro
             with sync:
                 with self.accelerator.autocast():
@@ -276,7 +292,7 @@ class Trainer:
             if p.grad is not None:
                 p.grad.copy_(self.accelerator.reduce(p.grad, "mean"))
         if t.max_grad_norm > 0:
-            logs_sum["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm))
+            logs_sum["grad_norm"] = float(full(torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm)))
         self.optimizer.step()
         self.scheduler.step()
         if self.use_ema:
@@ -367,7 +383,7 @@ def train(cfg: Recipe, run_dir: Optional[Path] = None, resume: bool = False,
                 progress.update(task, completed=step, losses=shown)
                 if step % t.checkpoint_every == 0 or step == end:
                     trainer.save()
-                if main and t.sample_every and (step % t.sample_every == 0 or step == t.steps):
+                if (main or trainer.fsdp) and t.sample_every and (step % t.sample_every == 0 or step == t.steps):
                     with trainer.ema_weights():
                         trainer.sample_grid()
     except KeyboardInterrupt:

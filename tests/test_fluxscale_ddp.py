@@ -60,15 +60,20 @@ def assert_close(a: dict, b: dict) -> None:
     assert any(float(a[k].abs().max()) > 0 for k in a if ".lora_B." in k)  # training moved the LoRA
 
 
-def test_two_processes_match_one_and_resume_on_one(tmp_path, tiny_flux, tiny_records):
-    one = train(load_recipe(recipe(tmp_path / "one", tiny_flux, tiny_records, batch_size=2)), quiet=True)
+@pytest.fixture(scope="module")
+def one(tmp_path_factory, tiny_flux, tiny_records):
+    """The reference: 1 process, batch 2 (x 2 accumulation steps)."""
+    root = tmp_path_factory.mktemp("one-process")
+    return train(load_recipe(recipe(root, tiny_flux, tiny_records, batch_size=2)), quiet=True)
 
+
+def test_two_processes_match_one_and_resume_on_one(tmp_path, tiny_flux, tiny_records, one):
     two_recipe = recipe(tmp_path / "two", tiny_flux, tiny_records, batch_size=1)
     proc = launch_two_processes(two_recipe, "--max-steps", "2")
     assert proc.returncode == 0, proc.stderr[-4000:]
     two = tmp_path / "two" / "run"
     state = json.loads((two / "checkpoints" / "step-0000002" / "state.json").read_text())
-    assert state["processes"] == 2
+    assert state["processes"] == 2 and state["sharding"] == "ddp"
     prints = state["rank_fingerprints"]
     assert len(prints) == 2 and prints[0] == prints[1]  # both ranks hold bit-identical LoRA (edit and EMA)
     assert_close(weights(two, 2), weights(one, 2))
@@ -81,3 +86,23 @@ def test_two_processes_match_one_and_resume_on_one(tmp_path, tiny_flux, tiny_rec
     train(cfg, resume=True, quiet=True)
     assert_close(weights(two, 4), weights(one, 4))
     assert json.loads((two / "checkpoints" / "step-0000004" / "state.json").read_text())["processes"] == 1
+
+
+def test_fsdp_sharded_run_matches_and_resumes_under_ddp(tmp_path, tiny_flux, tiny_records, one):
+    """FSDP2 shards the base and both LoRAs over the 2 processes; its checkpoint holds whole tensors (gathered
+    weights and AdamW state), equal to the 1-process run, and continues under DDP."""
+    fsdp_recipe = recipe(tmp_path / "fsdp", tiny_flux, tiny_records, batch_size=1)
+    proc = launch_two_processes(fsdp_recipe, "--set", "train.sharding=fsdp", "--max-steps", "2")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    run = tmp_path / "fsdp" / "run"
+    state = json.loads((run / "checkpoints" / "step-0000002" / "state.json").read_text())
+    assert state["sharding"] == "fsdp" and state["processes"] == 2
+    assert_close(weights(run, 2), weights(one, 2))
+    saved = torch.load(run / "checkpoints" / "step-0000002" / "optimizer.pt", weights_only=False)["optimizer"]
+    reference = torch.load(one / "checkpoints" / "step-0000002" / "optimizer.pt", weights_only=False)["optimizer"]
+    for index, entry in reference["state"].items():
+        torch.testing.assert_close(saved["state"][index]["exp_avg_sq"], entry["exp_avg_sq"], rtol=1e-3, atol=1e-10)
+    proc = launch_two_processes(fsdp_recipe, "--resume")  # same recipe, now replicated (DDP)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert_close(weights(run, 4), weights(one, 4))
+    assert json.loads((run / "checkpoints" / "step-0000004" / "state.json").read_text())["sharding"] == "ddp"

@@ -133,6 +133,14 @@ class FluxBackbone(torch.nn.Module):
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
+    def shard(self, fully_shard) -> None:
+        """FSDP2: shard every transformer block, then the rest of the transformer (in place; every call, with or
+        without grad, then gathers the block's weights on all processes)."""
+        t = self.transformer
+        for block in [*t.transformer_blocks, *t.single_transformer_blocks]:
+            fully_shard(block)
+        fully_shard(t)
+
     def wrap_denoiser(self, wrap) -> None:
         """Route gradient-carrying transformer calls through `wrap(transformer)` (e.g. accelerate's DDP wrapper,
         which all-reduces the gradients of the trainable parameters). No-grad calls (rollout, prior queries,
@@ -211,8 +219,11 @@ class FluxBackbone(torch.nn.Module):
         return [p for _, p in self.lora_named_parameters(adapter)]
 
     def lora_state_dict(self, adapter: str) -> dict[str, torch.Tensor]:
+        """Whole (unsharded) LoRA tensors; with an FSDP-sharded transformer every process must call this."""
+        from byg_cli.distributed import full
+
         token = f".{adapter}."
-        return {n.replace(token, "."): p.detach().clone() for n, p in self.lora_named_parameters(adapter)}
+        return {n.replace(token, "."): full(p.detach()).clone() for n, p in self.lora_named_parameters(adapter)}
 
     def load_lora_state_dict(self, adapter: str, state: dict[str, torch.Tensor]) -> None:
         token = f".{adapter}."
@@ -221,9 +232,11 @@ class FluxBackbone(torch.nn.Module):
         missing = sorted(set(wanted) - set(state))
         if missing:
             raise BygError(f"LoRA weights lack {len(missing)} tensor(s), e.g. {missing[0]}")
+        from byg_cli.distributed import like
+
         with torch.no_grad():
             for key, name in wanted.items():
-                params[name].copy_(state[key])
+                params[name].copy_(like(params[name], state[key]))
 
     # ----------------------------------------------------------------------------------------------- encoding
     def _codec_device(self) -> torch.device:
