@@ -122,3 +122,13 @@ def test_diffusers_reads_the_comfyui_names_back_into_the_same_lora(vae_run):
         # kohya LoRAs carry their scale in the weights (alpha / rank = 2 here); diffusers loads them at scale 1
         torch.testing.assert_close(converted[b_key] @ converted[key], 2.0 * exported[b_key] @ exported[key],
                                    rtol=1e-5, atol=1e-7)
+
+
+def test_export_errors_name_the_problem(tmp_path, tiny_flux, tiny_records, vae_run):
+    empty = write_recipe(tmp_path / "r.toml", tiny_flux, tiny_records, "byg")
+    result = CliRunner().invoke(app, ["train", str(empty), "--export-only"])
+    assert result.exit_code != 0 and "no checkpoint in" in str(result.exception)
+    result = CliRunner().invoke(app, ["train", str(vae_run / "recipe.toml"), "--export-only", "--lora-format", "ckpt"])
+    assert "--lora-format ckpt: use diffusers, comfyui or both" in str(result.exception)
+    result = CliRunner().invoke(app, ["train", str(vae_run / "recipe.toml"), "--export-only", "--checkpoint", "step-9"])
+    assert "--checkpoint step-9: no such checkpoint" in str(result.exception)
