@@ -16,6 +16,11 @@ DIFFUSERS_FILE = "pytorch_lora_weights.safetensors"  # the file name diffusers l
 COMFYUI_FILE = "byg_lora_comfyui.safetensors"
 
 
+def exportable(cfg: Recipe) -> bool:
+    """Whether a LoRA layout for other tools exists for the recipe's model family (FLUX; not Wan yet)."""
+    return cfg.model.family == "flux" and cfg.objective.name != "t2i"
+
+
 def export_lora(cfg: Recipe, run_dir: Path, *, checkpoint: str = "latest", fmt: Optional[str] = None,
                 weights: Optional[str] = None, out_dir: Optional[Path] = None) -> list[Path]:
     """Write the chosen adapter of a checkpoint in the chosen format(s); returns the files written."""
@@ -31,8 +36,8 @@ def export_lora(cfg: Recipe, run_dir: Path, *, checkpoint: str = "latest", fmt: 
     lora = ckpt.load_adapter(found, weights)
     if lora is None:
         raise BygError(f"{found}: has no '{weights}' adapter")
-    if cfg.model.family != "flux":  # pragma: no cover - the recipe's Literal rejects other families
-        raise BygError(f"export: no LoRA layout for model family '{cfg.model.family}'")
+    if cfg.model.family != "flux":
+        raise BygError(f"export: no LoRA export for model family '{cfg.model.family}' yet")
     from byg_cli.models import flux_lora
 
     step = ckpt.load_state(found)["step"]
@@ -44,8 +49,11 @@ def export_lora(cfg: Recipe, run_dir: Path, *, checkpoint: str = "latest", fmt: 
     if fmt in ("diffusers", "both"):
         m = cfg.model
         sd = flux_lora.diffusers_state_dict(lora)
+        from byg_cli.models.flux import DEFAULT_LORA_TARGETS
+
+        targets = list(m.lora_targets or DEFAULT_LORA_TARGETS)
         save_file(sd, str(out_dir / DIFFUSERS_FILE),
-                  metadata={**meta, **flux_lora.diffusers_metadata(m.lora_rank, m.lora_alpha, m.lora_targets)})
+                  metadata={**meta, **flux_lora.diffusers_metadata(m.lora_rank, m.lora_alpha, targets)})
         written.append(out_dir / DIFFUSERS_FILE)
     if fmt in ("comfyui", "both"):
         sd = flux_lora.comfyui_state_dict(lora, cfg.model.lora_alpha)

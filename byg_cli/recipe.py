@@ -40,18 +40,22 @@ class CreateConfig(Section):
     guidance_embeds: bool = False
     shift: float = Field(1.0, gt=0, description="sampling shift written to the scheduler config")
     seed: int = 0
+    # family "wan" (tiny_wan.TinyWanSpec): num_layers, num_heads, head_dim, text_dim, text_layers,
+    # max_text_length, pixel_patch (0 = a tiny AutoencoderKLWan) and shift (UniPC flow shift) apply, plus:
+    variant: Literal["ti2v", "a14b"] = Field("ti2v", description="wan: one transformer with per-token time "
+                                                                 "(ti2v) or two experts (a14b)")
+    ffn_dim: int = Field(128, ge=4, description="wan: feed-forward width")
 
 
 class ModelConfig(Section):
-    family: Literal["flux"] = "flux"
+    family: Literal["flux", "wan"] = "flux"
     path: Path = Field(description="a local diffusers-format model folder")
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     lora_rank: int = Field(16, ge=1)
     lora_alpha: float = Field(16.0, gt=0)
-    lora_targets: list[str] = Field(default_factory=lambda: [
-        "attn.to_k", "attn.to_q", "attn.to_v", "attn.to_out.0", "attn.add_k_proj", "attn.add_q_proj",
-        "attn.add_v_proj", "attn.to_add_out", "ff.net.0.proj", "ff.net.2", "ff_context.net.0.proj",
-        "ff_context.net.2", "proj_mlp"])
+    lora_targets: Optional[list[str]] = Field(None, description="LoRA target modules; default: the family's "
+                                                                "list (FLUX: attention + MLP of both streams; "
+                                                                "Wan: attn1, attn2 and ffn of every block)")
     guidance: float = Field(3.5, description="FLUX.1-dev guidance embedding value, used in every pass")
     source_id_offset: float = Field(1.0, description="first position-id coordinate of source tokens (Kontext: 1)")
     max_sequence_length: Optional[int] = Field(None, ge=1)
@@ -60,10 +64,29 @@ class ModelConfig(Section):
         None, description="diffusers attention backend (default: 'native' = torch SDPA), e.g. 'flash', '_native_cudnn'")
     train_text_encoder: bool = Field(False, description="t2i only: train the text encoders too")
     create: Optional[CreateConfig] = None
+    # Wan only
+    boundary_ratio: Optional[float] = Field(
+        None, gt=0, lt=1, description="Wan2.2 A14B expert switch as a fraction of the 1000 training timesteps: "
+                                      "t*1000 >= boundary_ratio*1000 runs `transformer` (high noise), else "
+                                      "`transformer_2`; default: the folder's model_index.json (0.875 for T2V)")
+    train_expert: Literal["both", "high", "low"] = Field(
+        "both", description="Wan two-expert models: 'both' puts LoRAs on both experts (each t trains its owner); "
+                            "'high'/'low' trains one expert per run with training t restricted to its range")
+    source_timestep: Literal["auto", "zero", "same"] = Field(
+        "auto", description="Wan: time of the clean source tokens; auto = 0 where the model has per-token "
+                            "time (TI2V expand_timesteps), else the noisy tokens' t")
+
+
+def frames_4k1(value: Optional[int]) -> Optional[int]:
+    """Wan's VAE compresses time 4x after the first frame: clips have 4k+1 frames."""
+    if value is not None and (value - 1) % 4:
+        low = value - (value - 1) % 4
+        raise ValueError(f"must be 4k+1 for the Wan VAE's 4x temporal compression (e.g. {low} or {low + 4})")
+    return value
 
 
 class DataConfig(Section):
-    kind: Literal["records", "shapes_t2i", "shapes_edit"] = "records"
+    kind: Literal["records", "shapes_t2i", "shapes_edit", "shapes_video_t2v", "shapes_video_edit"] = "records"
     path: Optional[Path] = None
     resolution: int = Field(32, ge=8)
     edit_types: Optional[list[str]] = None
@@ -71,6 +94,14 @@ class DataConfig(Section):
                                              "square centre crops")
     bucket_step: int = Field(16, ge=2, description="bucket sides are multiples of this (FLUX: 16 = VAE 8 x pack 2)")
     max_aspect: float = Field(2.0, ge=1.0, description="widest bucket's side ratio")
+    # video records only
+    height: Optional[int] = Field(None, ge=8, description="video frame height (default: resolution)")
+    width: Optional[int] = Field(None, ge=8, description="video frame width (default: resolution)")
+    frames: int = Field(81, ge=1, description="frames per training clip; Wan needs 4k+1")
+    fps: Optional[float] = Field(None, gt=0, description="resample clips to this frame rate; default: the "
+                                                        "source's own frames, consecutive")
+
+    _frames_4k1 = field_validator("frames")(lambda cls, v: frames_4k1(v))
 
 
 class TimestepConfig(Section):
@@ -149,10 +180,34 @@ class ExportConfig(Section):
     weights: Literal["edit", "ema"] = Field("edit", description="which adapter to export")
 
 
+class InferenceConfig(Section):
+    """How `byg edit` samples with a trained run."""
+
+    sampler: Literal["auto", "euler", "unipc"] = Field(
+        "auto", description="auto = the backbone's default (FLUX: Euler; Wan: UniPC)")
+    steps: int = Field(20, ge=1)
+    flow_shift: Optional[float] = Field(None, gt=0, description="UniPC flow shift; default: the model folder's "
+                                                                "scheduler config")
+    height: Optional[int] = Field(None, ge=8, description="video: frame height (default: data.height)")
+    width: Optional[int] = Field(None, ge=8, description="video: frame width (default: data.width)")
+    frames: Optional[int] = Field(None, ge=1, description="video: most frames edited at once (4k+1); longer "
+                                                          "videos are resampled to it (default: data.frames)")
+
+    _frames_4k1 = field_validator("frames")(lambda cls, v: frames_4k1(v))
+
+
 class SampleConfig(Section):
     steps: int = Field(20, ge=1)
     count: int = Field(4, ge=1)
     prompts: list[str] = Field(default_factory=list)
+
+
+class EvalConfig(Section):
+    after: Literal["none", "shapes", "shapes-edit"] = Field(
+        "none", description="evaluation run when training ends, written to RUN/eval")
+    count: int = Field(500, ge=1, description="shapes: images to generate")
+    per_type: int = Field(50, ge=1, description="shapes-edit: edits per edit type")
+    steps: int = Field(20, ge=1, description="sampling steps")
 
 
 class Recipe(Section):
@@ -165,6 +220,8 @@ class Recipe(Section):
     sample: SampleConfig = Field(default_factory=SampleConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
     source: Optional[str] = Field(None, description="where the recipe was loaded from (filled in by byg)")
 
     def to_toml_dict(self) -> dict[str, Any]:

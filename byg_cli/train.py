@@ -34,9 +34,12 @@ class TrainState:
     history: list[dict] = field(default_factory=list)
 
 
-def build_objective_from(cfg: Recipe):
+def build_objective_from(cfg: Recipe, model=None):
     o = cfg.objective
-    timesteps = TimestepSampler(o.timesteps.kind, o.timesteps.mean, o.timesteps.std, o.timesteps.shift)
+    # A backbone may own only part of the time axis (a Wan2.2 A14B run that trains one expert).
+    window = model.train_time_range() if hasattr(model, "train_time_range") else None
+    timesteps = TimestepSampler(o.timesteps.kind, o.timesteps.mean, o.timesteps.std, o.timesteps.shift,
+                                window=window)
     byg = BygConfig(rollout_steps=o.rollout_steps, rollout_shift=o.rollout_shift, lambda_prior=o.lambda_prior,
                     lambda_id=o.lambda_id, lambda_cycle=o.lambda_cycle, alpha=o.alpha,
                     identity_warmup_steps=o.identity_warmup_steps, identity_prob=o.identity_prob,
@@ -75,6 +78,8 @@ class Trainer:
         self.fsdp = self.world > 1 and mode == "fsdp"
         if self.fsdp and self.is_t2i:
             raise BygError("train.sharding = 'fsdp' serves LoRA objectives (byg, supervised); t2i runs with DDP")
+        if self.fsdp and cfg.model.family != "flux":
+            raise BygError(f"train.sharding = 'fsdp': not available for the {cfg.model.family} backbone; use ddp")
         self.model = load_backbone(cfg.model, adapters=not self.is_t2i)
         self.model.to(self.accelerator.device)
         if self.fsdp:  # FSDP2 in place: base weights and both LoRAs sharded, gathered block by block in each call
@@ -83,18 +88,20 @@ class Trainer:
             self.model.shard(fully_shard)
         self.trainable = self._select_trainable()
         self._outside_ddp: list[torch.nn.Parameter] = []
-        if self.world > 1 and not self.fsdp:
+        if self.world > 1 and not self.fsdp and getattr(self.model, "supports_denoiser_wrapper", False):
             # DDP over the transformer: the edit LoRA (or, for t2i, every transformer weight) is all-reduced in
             # backward. The EMA adapter never requires grad, so DDP never tracks it.
             self.model.wrap_denoiser(self.accelerator.prepare_model)
             in_ddp = {id(p) for p in self.model._denoiser.parameters()}
             self._outside_ddp = [p for _, p in self.trainable if id(p) not in in_ddp]
+        elif self.world > 1 and not self.fsdp:  # a backbone that runs its modules itself: average every gradient
+            self._outside_ddp = [p for _, p in self.trainable]
         self.optimizer = torch.optim.AdamW([p for _, p in self.trainable], lr=t.lr, betas=tuple(t.betas),
                                            weight_decay=t.weight_decay)
         warm = t.lr_warmup_steps
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: min(1.0, (s + 1) / warm) if warm else 1.0)
-        self.objective = build_objective_from(cfg)
+        self.objective = build_objective_from(cfg, self.model)
         self.source = build_source(cfg.data, cfg.run.seed, t.batch_size)
         # The same stream on every process: draws are made for the global batch (byg_cli.engine.draws), so the
         # run does not depend on how the batch is split, and a checkpoint resumes on any number of processes.
@@ -111,7 +118,12 @@ class Trainer:
         if self.is_t2i:
             m.transformer.requires_grad_(True)
             named = [(f"transformer.{n}", p) for n, p in m.transformer.named_parameters()]
-            if self.cfg.model.train_text_encoder:
+            if self.cfg.model.train_text_encoder and hasattr(m, "text_modules"):  # Wan: UMT5
+                for folder, module in m.text_modules().items():
+                    module.requires_grad_(True)
+                    named += [(f"{folder}.{n}", p) for n, p in module.named_parameters()]
+                m.text_trainable = True
+            elif self.cfg.model.train_text_encoder:
                 m.text.t5.requires_grad_(True)
                 m.text.clip.requires_grad_(True)
                 m.text_trainable = True
@@ -147,11 +159,15 @@ class Trainer:
         VAE and text encoders then leave the accelerator. Returns the counts of new and total entries."""
         from byg_cli.data.cached import fill_cache
 
+        from byg_cli.data.dataset import EditDataset
+
         c = self.cfg.cache
-        if self.cfg.data.kind != "records" or self.is_t2i:
-            raise BygError(f"cache.enabled: the encoder cache serves edit records (data.kind = 'records'), not "
-                           f"'{self.cfg.data.kind}' with objective '{self.cfg.objective.name}'")
-        dataset = self.source.dataset
+        dataset = getattr(self.source, "dataset", None)
+        if not isinstance(dataset, EditDataset) or self.is_t2i:
+            raise BygError(f"cache.enabled: the encoder cache serves image edit records (data.kind = 'records'), "
+                           f"not '{self.cfg.data.kind}' with objective '{self.cfg.objective.name}'")
+        if not getattr(self.model, "supports_cache", False):
+            raise BygError(f"cache.enabled: not available for the {self.cfg.model.family} backbone")
         cached, counts = fill_cache(dataset, self.model, c.dir, batch_size=c.batch_size, rank=self.rank,
                                     world=self.world, barrier=self.accelerator.wait_for_everyone,
                                     extra_prompts=tuple(self.cfg.sample.prompts), progress=progress)
@@ -248,12 +264,16 @@ class Trainer:
                                     for i in range(s.count)]
             shape = self.model.encode(self.source.item(0)["pixels"][None]).shape[1:]
             images = generate(self.model, prompts, tuple(shape), s.steps, seed=0)
+            if images.dim() == 5:  # videos: one row of frames per prompt
+                rows = [[to_pil(v[:, k]) for k in range(v.shape[1])] for v in images]
+                return save_grid(out, rows, scale=4 if images.shape[-1] <= 64 else 1)
             rows = [[to_pil(img) for img in images]]
             return save_grid(out, rows, scale=4 if images.shape[-1] <= 64 else 1)
         if hasattr(self.source, "batch_items"):
             items = self.source.batch_items(0)[:s.count]
         else:
             items = [self.source.item(i) for i in range(s.count)]
+        inf = self.cfg.inference
         with self.codec_on_device():
             if "latents" in items[0]:  # cached data: sources are latents
                 source = torch.stack([it["latents"] for it in items]).to(self.model.device)
@@ -261,10 +281,17 @@ class Trainer:
             else:
                 pixels = torch.stack([it["pixels"] for it in items])
                 source = self.model.encode(pixels)
-            edited = self.model.decode(edit_latents(self.model, source, [it["instruction"] for it in items],
-                                                    s.steps, seed=0))
+            edited = self.model.decode(edit_latents(self.model, source, [it["instruction"] for it in items], s.steps,
+                                                    seed=0, sampler=inf.sampler, flow_shift=inf.flow_shift))
         if not self.accelerator.is_main_process:  # FSDP: every process samples (the calls are collective)
             return None
+        if pixels.dim() == 5:  # videos (B, 3, F, H, W): first, middle and last frame of source and edit
+            f = pixels.shape[2]
+            picks = sorted({0, f // 2, f - 1})
+            rows = [[to_pil(v[:, k]) for k in picks] + [to_pil(e[:, k]) for k in picks]
+                    for v, e in zip(pixels, edited)]
+            labels = [f"source {k}" for k in picks] + [f"edited {k}" for k in picks]
+            return save_grid(out, rows, labels, scale=4 if pixels.shape[-1] <= 64 else 1)
         rows = [[to_pil(a), to_pil(b)] for a, b in zip(pixels, edited)]
         return save_grid(out, rows, ["source", "edited"], scale=4 if pixels.shape[-1] <= 64 else 1)
 
@@ -277,8 +304,8 @@ class Trainer:
         for micro in range(t.grad_accum):
             batch = self.batch(self.state.step, micro)
             last = micro == t.grad_accum - 1
-            sync = (contextlib.nullcontext() if last or self.world == 1 or self.fsdp
-                    else self.accelerator.no_sync(self.model._denoiser))  # all-reduce once, after the last micro
+            sync = (self.accelerator.no_sync(self.model._denoiser) if not last and self.model._denoiser is not None
+                    else contextlib.nullcontext())  # DDP: all-reduce once, after the last micro-batch
             with sync:
                 with self.accelerator.autocast():
                     loss, logs = self.objective(batch, self.model, self.state.step, self.generator)
@@ -398,12 +425,37 @@ def train(cfg: Recipe, run_dir: Optional[Path] = None, resume: bool = False,
     if main and trainer.state.step >= t.steps and trainer.is_t2i:
         with trainer.ema_weights():
             trainer.model.save_base(run_dir / "model")
-    if main and trainer.state.step >= t.steps and not trainer.is_t2i and cfg.export.at_end:
-        from byg_cli.export import export_lora
+    from byg_cli.export import export_lora, exportable
 
+    if main and trainer.state.step >= t.steps and cfg.export.at_end and exportable(cfg):
         for path in export_lora(cfg, run_dir):
             if not quiet:
                 print(f"LoRA: {path}")
     if main and not quiet:
         print(f"{trainer.state.step} steps in {time.time() - started:.0f}s; run folder: {run_dir}")
+    if main and trainer.state.step >= t.steps and cfg.eval.after != "none":
+        del trainer
+        evaluate_after_training(cfg, run_dir, quiet)
     return run_dir
+
+
+def evaluate_after_training(cfg: Recipe, run_dir: Path, quiet: bool = False) -> dict:
+    """The recipe's [eval] step: a report (JSON, markdown table, grid) in RUN/eval."""
+    from byg_cli.eval.shapes_eval import evaluate_base, evaluate_edits
+
+    e = cfg.eval
+    if e.after == "shapes":
+        from byg_cli.models.registry import load_model_folder
+
+        summary = evaluate_base(load_model_folder(run_dir / "model"), run_dir / "eval", count=e.count, steps=e.steps,
+                                image_size=cfg.data.resolution, quiet=quiet)
+        report = run_dir / "eval" / "shapes_t2i.md"
+    else:
+        from byg_cli.edit import Editor
+
+        summary = evaluate_edits(Editor.from_run(run_dir), run_dir / "eval", per_type=e.per_type, steps=e.steps,
+                                 edit_types=cfg.data.edit_types, image_size=cfg.data.resolution, quiet=quiet)
+        report = run_dir / "eval" / "shapes_edit.md"
+    if not quiet:
+        print(report.read_text())
+    return summary

@@ -9,6 +9,9 @@ from byg_cli.errors import BygError
 
 # Importing a command module registers its command(s) on `app`.
 from byg_cli.cli import train as _train  # noqa: F401,E402
+from byg_cli.cli import eval as _eval  # noqa: F401,E402
+from byg_cli.cli import eval_shapes as _eval_shapes  # noqa: F401,E402
+from byg_cli.cli import eval_shapes_video as _eval_shapes_video  # noqa: F401,E402
 from byg_cli.cli import make_data as _make_data  # noqa: F401,E402
 from byg_cli.cli import edit as _edit  # noqa: F401,E402
 from byg_cli.cli import study as _study  # noqa: F401,E402

@@ -43,7 +43,8 @@ def build_command(
     result = build_study(methods=method, sources=sources, instructions=instructions, output=output, raters=raters,
                          per_rater=per_rater, seed=seed, title=title, force=force)
     conds = ", ".join(f"{c}: {n}" for c, n in sorted(result.conditions.items()))
-    Console().print(f"wrote {result.path}: {result.n_items} items ({conds}), methods {' vs '.join(result.methods)}")
+    Console().print(f"wrote {result.path}: {result.n_items} items ({conds}), methods {' vs '.join(result.methods)}",
+                    soft_wrap=True, highlight=False)
     _print_links(base_url.rstrip("/"), result.raters, result.admin_token)
 
 
@@ -73,4 +74,5 @@ def analyze_command(
     analysis = analyze_study(study, out_dir=out, ours=ours)
     console = Console()
     console.print(analysis.markdown, markup=False, highlight=False)
-    console.print(f"wrote {analysis.json_path}, {analysis.markdown_path}, {analysis.chart_path}")
+    console.print(f"wrote {analysis.json_path}, {analysis.markdown_path}, {analysis.chart_path}", soft_wrap=True,
+                  highlight=False)

@@ -64,11 +64,9 @@ class EditRecord:
         return p if p.is_absolute() else root / p
 
 
-def iter_records(path: Path) -> Iterator[EditRecord]:
-    path = Path(path)
-    if not path.is_file():
-        raise BygError(f"{path}: no such records file")
-    with path.open() as fh:
+def iter_json_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of a JSONL file; a bad line is an error naming it."""
+    with Path(path).open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
@@ -78,7 +76,15 @@ def iter_records(path: Path) -> Iterator[EditRecord]:
                 raise BygError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
             if not isinstance(obj, dict):
                 raise BygError(f"{path}:{lineno}: expected a JSON object")
-            yield EditRecord.from_json(obj, where=f"{path}:{lineno}")
+            yield lineno, obj
+
+
+def iter_records(path: Path) -> Iterator[EditRecord]:
+    path = Path(path)
+    if not path.is_file():
+        raise BygError(f"{path}: no such records file")
+    for lineno, obj in iter_json_objects(path):
+        yield EditRecord.from_json(obj, where=f"{path}:{lineno}")
 
 
 def read_records(path: Path) -> list[EditRecord]:

@@ -67,6 +67,17 @@ def collate(items: list[dict]) -> dict:
 
 def build_source(data_cfg, seed: int, batch_size: int = 1) -> Source:
     if data_cfg.kind == "records":
+        from byg_cli.data.records import iter_records
+
+        first = next(iter_records(data_cfg.path), None)
+        if first is not None and first.media_kind == "video":
+            if data_cfg.buckets:
+                raise BygError("data.buckets: aspect-ratio buckets apply to image records, not video records")
+            from byg_cli.data.video import VideoEditDataset
+
+            return ShuffledRecords(VideoEditDataset(  # type: ignore[arg-type]
+                data_cfg.path, data_cfg.height or data_cfg.resolution, data_cfg.width or data_cfg.resolution,
+                data_cfg.frames, data_cfg.fps), seed)
         dataset = EditDataset(data_cfg.path, data_cfg.resolution)
         if data_cfg.buckets:
             from byg_cli.data.buckets import assign_buckets
@@ -79,6 +90,14 @@ def build_source(data_cfg, seed: int, batch_size: int = 1) -> Source:
         raise BygError(f"data.buckets: aspect-ratio buckets apply to data.kind = 'records', not '{data_cfg.kind}'")
     if data_cfg.kind == "shapes_t2i":
         return ShapesCaptionStream(seed, data_cfg.resolution)
+    if data_cfg.kind == "shapes_video_t2v":
+        from byg_cli.data.shapes_video import ShapesVideoCaptionStream
+
+        return ShapesVideoCaptionStream(seed, data_cfg.frames, data_cfg.resolution)
+    if data_cfg.kind == "shapes_video_edit":
+        from byg_cli.data.shapes_video import ShapesVideoEditStream
+
+        return ShapesVideoEditStream(seed, data_cfg.frames, data_cfg.resolution)
     if data_cfg.kind == "shapes_edit":
         return ShapesEditStream(seed, data_cfg.resolution, data_cfg.edit_types)
     raise BygError(f"data.kind: unknown kind '{data_cfg.kind}'")

@@ -35,17 +35,21 @@ class TimestepSampler:
     """Draws training timesteps in (0, 1) according to a recipe's `timesteps` table."""
 
     def __init__(self, kind: str = "uniform", mean: float = 0.0, std: float = 1.0, shift: float = 1.0,
-                 t_min: float = 1e-3, t_max: float = 1.0):
+                 t_min: float = 1e-3, t_max: float = 1.0, window: tuple[float, float] | None = None):
         if kind not in ("uniform", "logit_normal"):
             raise ValueError(f"unknown timestep sampler {kind!r}")
         self.kind, self.mean, self.std, self.shift = kind, mean, std, shift
         self.t_min, self.t_max = t_min, t_max
+        self.window = window  # (lo, hi): draws are mapped affinely into [lo, hi] (one Wan2.2 expert's range)
 
     def __call__(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         if self.kind == "uniform":
             t = time_shift(sample_uniform(n, generator), self.shift)
         else:
             t = sample_logit_normal(n, self.mean, self.std, self.shift, generator)
+        if self.window is not None:
+            lo, hi = self.window
+            t = lo + (hi - lo) * t
         return t.clamp(self.t_min, self.t_max)
 
 

@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from byg_cli.errors import BygError
+from byg_cli.data.records import iter_json_objects
 
 
 def repair_torn_tail(path: Path) -> bool:
@@ -27,19 +27,7 @@ def repair_torn_tail(path: Path) -> bool:
 def read_jsonl(path: Path) -> list[dict]:
     if not path.is_file():
         return []
-    out = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise BygError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
-            if not isinstance(obj, dict):
-                raise BygError(f"{path}:{lineno}: expected a JSON object")
-            out.append(obj)
-    return out
+    return [obj for _, obj in iter_json_objects(path)]
 
 
 def append_jsonl(path: Path, obj: dict) -> None:

@@ -57,6 +57,13 @@ def image_ids(height: int, width: int, first: float = 0.0, device=None, dtype=to
 
 class FluxBackbone(torch.nn.Module):
     family = "flux"
+    # What the trainer may use at scale (a subclass with its own velocity / module layout turns them off):
+    supports_denoiser_wrapper = True  # velocity sends gradient calls through wrap_denoiser's module (DDP)
+    supports_fsdp = True  # shard() knows the transformer's blocks
+    supports_cache = True  # cache_identity() names the codec and text encoders
+    root: Optional[Path] = None  # the folder it was loaded from (the cache's model identity)
+    text_store = None  # an optional on-disk text-embedding store (byg_cli.cache.TextStore)
+    _denoiser = None  # the transformer wrapped for multi-process training (DDP), if any
 
     def __init__(self, transformer, codec, text: FluxTextEncoder, scheduler_config: dict,
                  guidance: float = 3.5, source_id_offset: float = 1.0, text_cache_size: int = 4096):
@@ -69,9 +76,6 @@ class FluxBackbone(torch.nn.Module):
         self._text_cache: "OrderedDict[str, tuple[torch.Tensor, Optional[torch.Tensor]]]" = OrderedDict()
         self.text_cache_size = text_cache_size
         self.text_trainable = False
-        self.root: Optional[Path] = None  # the folder it was loaded from (the cache's model identity)
-        self.text_store = None  # an optional on-disk text-embedding store (byg_cli.cache.TextStore)
-        self._denoiser = None  # the transformer wrapped for multi-process training (DDP), if any
 
     # ----------------------------------------------------------------------------------------------- loading
     @classmethod
@@ -145,7 +149,8 @@ class FluxBackbone(torch.nn.Module):
         """Route gradient-carrying transformer calls through `wrap(transformer)` (e.g. accelerate's DDP wrapper,
         which all-reduces the gradients of the trainable parameters). No-grad calls (rollout, prior queries,
         sampling) keep using the bare module: they need no gradient synchronisation."""
-        self._denoiser = wrap(self.transformer)
+        # kept out of the module tree (the wrapper holds the same transformer; no second registration)
+        self.__dict__["_denoiser"] = wrap(self.transformer)
 
     def save_base(self, root: Path) -> None:
         """Write the base model (no adapters) as a diffusers-layout folder."""

@@ -28,6 +28,18 @@ def create_if_missing(model_cfg) -> None:
     spec_cfg = model_cfg.create
     if spec_cfg is None or (Path(model_cfg.path) / "model_index.json").is_file():
         return
+    if model_cfg.family == "wan":
+        from byg_cli.data.shapes_video import shapes_video_corpus
+        from byg_cli.models.tiny import DEFAULT_CORPUS
+        from byg_cli.models.tiny_wan import TinyWanSpec, write_tiny_wan
+
+        c = spec_cfg
+        spec = TinyWanSpec(variant=c.variant, num_layers=c.num_layers, num_heads=c.num_heads, head_dim=c.head_dim,
+                           ffn_dim=c.ffn_dim, text_dim=c.text_dim, text_layers=c.text_layers,
+                           max_text_length=c.max_text_length, flow_shift=c.shift, pixel_patch=c.pixel_patch)
+        corpus = shapes_video_corpus() if c.vocabulary == "shapes" else list(DEFAULT_CORPUS)
+        write_tiny_wan(Path(model_cfg.path), spec, corpus, seed=c.seed)
+        return
     from byg_cli.models.tiny import DEFAULT_CORPUS, TinyFluxSpec, write_tiny_flux
 
     if spec_cfg.vocabulary == "shapes":
@@ -36,7 +48,7 @@ def create_if_missing(model_cfg) -> None:
         corpus = shapes_corpus()
     else:
         corpus = list(DEFAULT_CORPUS)
-    fields = spec_cfg.model_dump(exclude={"vocabulary", "seed"})
+    fields = spec_cfg.model_dump(exclude={"vocabulary", "seed", "variant", "ffn_dim"})  # wan-only keys
     fields["axes_dims_rope"] = tuple(fields["axes_dims_rope"])
     write_tiny_flux(Path(model_cfg.path), TinyFluxSpec(**fields), corpus, seed=spec_cfg.seed)
 
@@ -51,10 +63,37 @@ def load_backbone(model_cfg, adapters: bool):
                                   source_id_offset=model_cfg.source_id_offset,
                                   max_sequence_length=model_cfg.max_sequence_length,
                                   attention_backend=model_cfg.attention_backend)
+    elif model_cfg.family == "wan":
+        from byg_cli.models.wan import WanBackbone
+
+        model = WanBackbone.load(model_cfg.path, dtype=DTYPES[model_cfg.dtype],
+                                 max_sequence_length=model_cfg.max_sequence_length,
+                                 boundary_ratio=model_cfg.boundary_ratio, source_timestep=model_cfg.source_timestep,
+                                 train_expert=model_cfg.train_expert)
     else:  # pragma: no cover - the recipe's Literal rejects other families
         raise ValueError(model_cfg.family)
     if adapters:
-        model.add_adapters(model_cfg.lora_rank, model_cfg.lora_alpha, tuple(model_cfg.lora_targets))
+        if model_cfg.lora_targets is None:
+            model.add_adapters(model_cfg.lora_rank, model_cfg.lora_alpha)  # the family's default targets
+        else:
+            model.add_adapters(model_cfg.lora_rank, model_cfg.lora_alpha, tuple(model_cfg.lora_targets))
     if model_cfg.gradient_checkpointing:
-        model.transformer.enable_gradient_checkpointing()
+        if hasattr(model, "enable_gradient_checkpointing"):  # Wan: every expert
+            model.enable_gradient_checkpointing()
+        else:
+            model.transformer.enable_gradient_checkpointing()
+    return model
+
+
+def load_model_folder(path, family: str = "flux"):
+    """A base model folder loaded for inference with its recipe defaults (no adapters)."""
+    from byg_cli.errors import BygError
+    from byg_cli.recipe import ModelConfig
+
+    from pathlib import Path
+
+    if not Path(path).is_dir():
+        raise BygError(f"--model {path}: no such folder")
+    model = load_backbone(ModelConfig(path=path, family=family), adapters=False)
+    model.eval()
     return model

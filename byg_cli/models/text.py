@@ -10,7 +10,9 @@ import torch
 
 from byg_cli.models.base import Cond
 
-SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>")
+# </s> gets id 3: transformers' CLIP pools at the highest token id when eos_token_id == 2 (a legacy path), and at
+# the first eos token otherwise, which is what we want.
+SPECIAL_TOKENS = ("<pad>", "<s>", "<unk>", "</s>")
 
 
 def build_word_tokenizer(corpus: Iterable[str], max_length: int, add_bos: bool):

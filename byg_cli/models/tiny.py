@@ -39,7 +39,7 @@ class TinyFluxSpec:
     tokenizers: str = "word"  # "word": one word-level vocabulary; "flux": CLIPTokenizer + T5TokenizerFast (FLUX.1-dev's)
 
 
-def _configs(spec: TinyFluxSpec, vocab: int, latent_channels: int, clip_ids: tuple[int, int, int] = (0, 1, 2),
+def _configs(spec: TinyFluxSpec, vocab: int, latent_channels: int, clip_ids: tuple[int, int, int] = (0, 1, 3),
              t5_vocab: int | None = None):
     from diffusers import FluxTransformer2DModel
     from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
@@ -57,9 +57,10 @@ def _configs(spec: TinyFluxSpec, vocab: int, latent_channels: int, clip_ids: tup
         max_position_embeddings=spec.max_text_length, projection_dim=spec.text_dim,
         pad_token_id=clip_ids[0], bos_token_id=clip_ids[1], eos_token_id=clip_ids[2], hidden_act="gelu"))
     t5 = T5EncoderModel(T5Config(
-        vocab_size=t5_vocab or vocab, d_model=spec.text_dim, d_kv=spec.text_dim // spec.text_heads, d_ff=2 * spec.text_dim,
+        vocab_size=t5_vocab or vocab, d_model=spec.text_dim, d_kv=spec.text_dim // spec.text_heads,
+        d_ff=2 * spec.text_dim,
         num_layers=spec.text_layers, num_heads=spec.text_heads, relative_attention_num_buckets=8,
-        pad_token_id=0, eos_token_id=2, decoder_start_token_id=0, dropout_rate=0.0))
+        pad_token_id=0, eos_token_id=3, decoder_start_token_id=0, dropout_rate=0.0))
     return transformer, clip, t5
 
 

@@ -1,0 +1,245 @@
+"""What GEdit-Bench and the style benchmark share: resumable generation with an editor, resumable VIEScore
+judging into a JSONL store, and per-category SC / PQ / O summaries."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Protocol, Sequence
+
+import PIL.Image
+
+from byg_cli.errors import BygError
+from byg_cli.eval.stats import macro_average, mean_sem
+from byg_cli.eval.viescore import JudgeItem, Judgement, VieScorer
+
+
+class ImageEditor(Protocol):
+    """`byg_cli.edit.Editor` or anything with the same `edit` method."""
+
+    def edit(self, images: list[PIL.Image.Image], instructions: list[str], *, steps: int = 20,
+             seed: int = 0) -> list[PIL.Image.Image]: ...
+
+
+def target_size(width: int, height: int, target_area: int = 512 * 512, multiple: int = 32) -> tuple[int, int]:
+    """GEdit-Bench's input size rule: keep the aspect ratio at about `target_area` pixels, round both sides to
+    a multiple of 32, then move the width one step of 32 towards the target area (the benchmark's
+    generation script adjusts only the width, once, whichever way the area missed)."""
+    ratio = width / height
+    w = math.sqrt(target_area * ratio)
+    h = w / ratio
+    w = round(w / multiple) * multiple
+    h = round(h / multiple) * multiple
+    area = w * h
+    if area < target_area:
+        w += multiple
+    elif area > target_area:
+        w -= multiple
+    return max(multiple, w), max(multiple, h)
+
+
+def resize_for_model(image: PIL.Image.Image) -> PIL.Image.Image:
+    image = image.convert("RGB")
+    return image.resize(target_size(*image.size), PIL.Image.Resampling.BICUBIC)
+
+
+def save_png(image: PIL.Image.Image, path: Path) -> None:
+    """Write atomically, so an interrupted run never leaves a half-written output that resume would skip."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    image.save(tmp, format="PNG")
+    os.replace(tmp, path)
+
+
+@dataclass
+class PendingEdit:
+    instruction: str
+    output: Path
+    load_input: Callable[[], PIL.Image.Image]  # the model's input, already resized
+
+
+def generate(pending: Iterable[PendingEdit], editor: ImageEditor, *, batch_size: int, steps: int, seed: int,
+             on_done: Callable[[int], None] = lambda n: None) -> int:
+    """Edit every pending item whose output does not exist yet; returns how many were written."""
+    written, batch = 0, []
+
+    def flush() -> int:
+        images = [p.load_input() for p in batch]
+        outputs = editor.edit(images, [p.instruction for p in batch], steps=steps, seed=seed)
+        if len(outputs) != len(batch):
+            raise RuntimeError(f"editor returned {len(outputs)} images for {len(batch)} inputs")
+        for item, image in zip(batch, outputs):
+            save_png(image, item.output)
+        on_done(len(batch))
+        return len(batch)
+
+    for item in pending:
+        if item.output.exists():
+            on_done(1)
+            continue
+        batch.append(item)
+        if len(batch) >= batch_size:
+            written += flush()
+            batch = []
+    if batch:
+        written += flush()
+    return written
+
+
+# -------------------------------------------------------------------------------------------------- judging
+
+
+@dataclass(frozen=True)
+class JudgeCase:
+    key: str
+    category: str
+    instruction: str
+    source: Path
+    edited: Path
+    tags: dict = field(default_factory=dict)  # e.g. {"intersection": True}
+
+
+def safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "judge"
+
+
+def read_judgements(path: Path) -> dict[str, Judgement]:
+    out: dict[str, Judgement] = {}
+    if not path.exists():
+        return out
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            out[data["key"]] = Judgement.from_dict(data)
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise BygError(f"{path}:{lineno}: not a judgement record ({err}); delete the line to re-judge") from err
+    return out
+
+
+def _open_rgb(path: Path) -> PIL.Image.Image:
+    with PIL.Image.open(path) as im:
+        return im.convert("RGB")
+
+
+def judge(cases: Sequence[JudgeCase], scorer: VieScorer, store: Path, *, batch_size: int = 8,
+          retry_failed: bool = False, on_done: Callable[[int], None] = lambda n: None) -> dict[str, Judgement]:
+    """Judge every case that has an edited image and no stored judgement (or a failed one with
+    `retry_failed`). Each batch is appended to `store` as soon as it is answered."""
+    done = read_judgements(store)
+    todo = []
+    for case in cases:
+        previous = done.get(case.key)
+        if previous is not None and not (retry_failed and previous.parse_failed):
+            on_done(1)
+        elif not case.edited.exists():
+            on_done(1)  # reported as missing by the summary
+        else:
+            todo.append(case)
+    store.parent.mkdir(parents=True, exist_ok=True)
+    for start in range(0, len(todo), batch_size):
+        chunk = todo[start : start + batch_size]
+        items = [JudgeItem(_open_rgb(c.source), _open_rgb(c.edited), c.instruction) for c in chunk]
+        judgements = scorer.judge(items)
+        with store.open("a", encoding="utf-8") as fh:
+            for case, judgement in zip(chunk, judgements):
+                record = {"key": case.key, "category": case.category, "instruction": case.instruction,
+                          **case.tags, **judgement.to_dict()}
+                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+                done[case.key] = judgement
+        on_done(len(chunk))
+    return {c.key: done[c.key] for c in cases if c.key in done}
+
+
+# ------------------------------------------------------------------------------------------------ summaries
+
+
+METRICS = ("sc", "pq", "o")
+
+
+def summarize(cases: Sequence[JudgeCase], judgements: dict[str, Judgement],
+              categories: Sequence[str] | None = None) -> dict:
+    """Per category: mean ± SEM of SC, PQ and O over scored items, with counts of items, missing outputs and
+    parse failures; "average" is the macro average of the category means (GEdit-Bench's Average), "pooled"
+    the mean over all scored items."""
+    order = list(categories) if categories else sorted({c.category for c in cases})
+    per_cat: dict[str, dict] = {}
+    pooled: dict[str, list[float]] = {m: [] for m in METRICS}
+    for cat in order:
+        members = [c for c in cases if c.category == cat]
+        values: dict[str, list[float]] = {m: [] for m in METRICS}
+        failures = missing = random_filled = 0
+        for case in members:
+            j = judgements.get(case.key)
+            if j is None:
+                missing += 1
+                continue
+            failures += int(j.parse_failed)
+            random_filled += int(bool(j.random_filled))
+            if j.o is not None:
+                for m in METRICS:
+                    values[m].append(getattr(j, m))
+        entry = {"n": len(members), "scored": len(values["o"]), "unjudged": missing,
+                 "parse_failures": failures, "random_filled": random_filled}
+        for m in METRICS:
+            entry[m] = mean_sem(values[m]).to_dict()
+            pooled[m].extend(values[m])
+        per_cat[cat] = entry
+    average = {m: _none_if_nan(macro_average({c: _mean_or_nan(e[m]) for c, e in per_cat.items()}))
+               for m in METRICS}
+    totals = {k: sum(e[k] for e in per_cat.values())
+              for k in ("n", "scored", "unjudged", "parse_failures", "random_filled")}
+    return {"categories": per_cat, "average": average,
+            "pooled": {m: mean_sem(pooled[m]).to_dict() for m in METRICS}, "totals": totals}
+
+
+def _mean_or_nan(entry: dict) -> float:
+    return float("nan") if entry["mean"] is None else entry["mean"]
+
+
+def _none_if_nan(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+
+# ---------------------------------------------------------------------------------------- opening the parts
+
+
+def open_editor(run: Path, checkpoint: str = "latest") -> ImageEditor:
+    """The trained editor of a run folder (`byg edit`'s Editor)."""
+    try:
+        from byg_cli.edit import Editor
+    except ImportError as err:
+        raise BygError("editing with --run needs `byg edit` (byg_cli/edit.py), which this build lacks") from err
+    if not run.is_dir():
+        raise BygError(f"--run {run}: not a run folder")
+    return Editor.from_run(run, checkpoint=checkpoint)
+
+
+@dataclass
+class JudgeOptions:
+    spec: str | None = None  # local model path or OpenAI-compatible URL; None = do not judge
+    model: str | None = None
+    name: str | None = None  # folder name of the judgements; default the backend's name
+    concurrency: int = 8
+    timeout: float = 120
+    retries: int = 3
+    random_on_parse_failure: bool = False
+    seed: int = 42
+    max_new_tokens: int = 512
+
+
+def open_scorer(opts: JudgeOptions) -> VieScorer | None:
+    if opts.spec is None:
+        return None
+    from byg_cli.eval.judge import open_judge
+
+    backend = open_judge(opts.spec, model=opts.model, concurrency=opts.concurrency, timeout=opts.timeout,
+                         retries=opts.retries)
+    return VieScorer(backend, random_on_parse_failure=opts.random_on_parse_failure, seed=opts.seed,
+                     max_new_tokens=opts.max_new_tokens)
