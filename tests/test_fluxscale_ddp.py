@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from conftest import write_recipe
+from wan_helpers import tiny_wan_a14b  # noqa: F401  (fixture)
 
 from byg_cli import checkpoint as ckpt
 from byg_cli.recipe import load_recipe
@@ -106,3 +107,30 @@ def test_fsdp_sharded_run_matches_and_resumes_under_ddp(tmp_path, tiny_flux, tin
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert_close(weights(run, 4), weights(one, 4))
     assert json.loads((run / "checkpoints" / "step-0000004" / "state.json").read_text())["sharding"] == "ddp"
+
+
+def test_wan_two_processes_average_gradients_by_hand(tmp_path, tiny_wan_a14b):
+    """A backbone that runs its own modules (Wan, two experts) is not DDP-wrapped: every LoRA gradient is averaged
+    over the processes after backward, and 2 x 1 equals 1 x 2."""
+    from wan_helpers import write_video_records
+
+    records = write_video_records(tmp_path / "data", count=4, frames=5, fps=8.0)
+
+    def wan_recipe(name, batch_size):
+        (tmp_path / name).mkdir()
+        return write_recipe(tmp_path / name / "r.toml", tiny_wan_a14b, records, "byg", **{
+            "model.family": "wan", "data.height": 32, "data.width": 32, "data.frames": 5,
+            "objective.rollout_steps": 2, "objective.identity_warmup_steps": 1, "objective.identity_prob": 0.0,
+            "objective.rollout_adapter": "edit", "train.steps": 2, "train.batch_size": batch_size,
+            "train.checkpoint_every": 2, "train.sample_every": 0, "train.threads": 1})
+
+    one_run = train(load_recipe(wan_recipe("one", 2)), quiet=True)
+    proc = launch_two_processes(wan_recipe("two", 1))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    two_run = tmp_path / "two" / "run"
+    prints = json.loads((two_run / "checkpoints" / "step-0000002" / "state.json").read_text())["rank_fingerprints"]
+    assert prints[0] == prints[1]
+    a = ckpt.load_tensors(two_run / "checkpoints" / "step-0000002", "trainable")
+    b = ckpt.load_tensors(one_run / "checkpoints" / "step-0000002", "trainable")
+    assert any(k.startswith("edit.transformer_2.") for k in a)
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 2e-5
