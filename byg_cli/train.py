@@ -81,11 +81,12 @@ class Trainer:
         if self.fsdp and cfg.model.family != "flux":
             raise BygError(f"train.sharding = 'fsdp': not available for the {cfg.model.family} backbone; use ddp")
         self.model = load_backbone(cfg.model, adapters=not self.is_t2i)
-        self.model.to(self.accelerator.device)
         if self.fsdp:  # FSDP2 in place: base weights and both LoRAs sharded, gathered block by block in each call
             from torch.distributed.fsdp import fully_shard
 
-            self.model.shard(fully_shard)
+            self.model.shard(fully_shard, self.accelerator.device)
+        else:
+            self.model.to(self.accelerator.device)
         self.trainable = self._select_trainable()
         self._outside_ddp: list[torch.nn.Parameter] = []
         if self.world > 1 and not self.fsdp and getattr(self.model, "supports_denoiser_wrapper", False):

@@ -137,9 +137,13 @@ class FluxBackbone(torch.nn.Module):
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
-    def shard(self, fully_shard) -> None:
+    def shard(self, fully_shard, device: str | torch.device) -> None:
         """FSDP2: shard every transformer block, then the rest of the transformer (in place; every call, with or
-        without grad, then gathers the block's weights on all processes)."""
+        without grad, then gathers the block's weights on all processes). fully_shard moves each block to the
+        accelerator as it shards it, so a GPU never holds more than one whole block; the text encoders and the
+        codec (not sharded) go to `device`."""
+        self.codec.to(device)
+        self.text.to(device)
         t = self.transformer
         for block in [*t.transformer_blocks, *t.single_transformer_blocks]:
             fully_shard(block)
