@@ -57,7 +57,8 @@ def save_checkpoint(run_dir: Path, step: int, tensors: dict[str, dict[str, torch
     tmp.mkdir()
     for name, sd in tensors.items():
         save_file({k: v.detach().contiguous().cpu() for k, v in sd.items()}, str(tmp / f"{name}.safetensors"))
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
+    opt_state = optimizer if isinstance(optimizer, dict) else optimizer.state_dict()  # a dict: already gathered
+    torch.save({"optimizer": opt_state, "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
     (tmp / "state.json").write_text(json.dumps({"step": step, **state}))
     for f in tmp.iterdir():
         with open(f, "rb") as fh:
@@ -73,6 +74,31 @@ def save_checkpoint(run_dir: Path, step: int, tensors: dict[str, dict[str, torch
 def load_tensors(ckpt: Path, name: str) -> Optional[dict[str, torch.Tensor]]:
     f = Path(ckpt) / f"{name}.safetensors"
     return load_file(str(f)) if f.is_file() else None
+
+
+def resolve_checkpoint(run_dir: Path, name: str = "latest") -> Path:
+    """RUN/checkpoints/<name>, or the latest one; a clear error when there is none."""
+    from byg_cli.errors import BygError
+
+    run_dir = Path(run_dir)
+    if name == "latest":
+        found = latest_checkpoint(run_dir)
+        if found is None:
+            raise BygError(f"--run {run_dir}: no checkpoint in {checkpoint_dir(run_dir)}")
+        return found
+    found = checkpoint_dir(run_dir) / name
+    if not (found / "state.json").is_file():
+        raise BygError(f"--checkpoint {name}: no such checkpoint in {checkpoint_dir(run_dir)}")
+    return found
+
+
+def load_adapter(ckpt: Path, adapter: str) -> Optional[dict[str, torch.Tensor]]:
+    """One LoRA adapter of an editing checkpoint, keyed like peft's state dict without the adapter name
+    (e.g. transformer_blocks.0.attn.to_q.lora_A.weight): "edit" (the trained weights) or "ema"."""
+    if adapter == "edit":
+        trained = load_tensors(ckpt, "trainable")
+        return None if trained is None else {k[len("edit."):].replace(".edit.", "."): v for k, v in trained.items()}
+    return load_tensors(ckpt, adapter)
 
 
 def load_state(ckpt: Path) -> dict[str, Any]:

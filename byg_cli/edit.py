@@ -44,18 +44,10 @@ class Editor:
         if cfg.objective.name == "t2i":
             raise BygError(f"--run {run}: a text-to-image run ({cfg.objective.name}); editing needs a byg or "
                            f"supervised run")
-        if checkpoint == "latest":
-            found = ckpt.latest_checkpoint(run)
-            if found is None:
-                raise BygError(f"--run {run}: no checkpoint in {run / 'checkpoints'}")
-        else:
-            found = run / "checkpoints" / checkpoint
-            if not (found / "state.json").is_file():
-                raise BygError(f"--checkpoint {checkpoint}: no such checkpoint in {run / 'checkpoints'}")
+        found = ckpt.resolve_checkpoint(run, checkpoint)
         model = load_backbone(cfg.model, adapters=True)
-        trained = ckpt.load_tensors(found, "trainable")
-        model.load_lora_state_dict("edit", {k[len("edit."):].replace(".edit.", "."): v for k, v in trained.items()})
-        ema = ckpt.load_tensors(found, "ema")
+        model.load_lora_state_dict("edit", ckpt.load_adapter(found, "edit"))
+        ema = ckpt.load_adapter(found, "ema")
         has_ema = ema is not None and cfg.objective.name == "byg" and cfg.objective.rollout_adapter == "ema"
         if has_ema:
             model.load_lora_state_dict("ema", ema)

@@ -62,6 +62,8 @@ class ModelConfig(Section):
     source_id_offset: float = Field(1.0, description="first position-id coordinate of source tokens (Kontext: 1)")
     max_sequence_length: Optional[int] = Field(None, ge=1)
     gradient_checkpointing: bool = False
+    attention_backend: Optional[str] = Field(
+        None, description="diffusers attention backend (default: 'native' = torch SDPA), e.g. 'flash', '_native_cudnn'")
     train_text_encoder: bool = Field(False, description="t2i only: train the text encoders too")
     create: Optional[CreateConfig] = None
     # Wan only
@@ -90,6 +92,10 @@ class DataConfig(Section):
     path: Optional[Path] = None
     resolution: int = Field(32, ge=8)
     edit_types: Optional[list[str]] = None
+    buckets: bool = Field(False, description="records: aspect-ratio buckets of area ~ resolution^2 instead of "
+                                             "square centre crops")
+    bucket_step: int = Field(16, ge=2, description="bucket sides are multiples of this (FLUX: 16 = VAE 8 x pack 2)")
+    max_aspect: float = Field(2.0, ge=1.0, description="widest bucket's side ratio")
     # video records only
     height: Optional[int] = Field(None, ge=8, description="video frame height (default: resolution)")
     width: Optional[int] = Field(None, ge=8, description="video frame width (default: resolution)")
@@ -154,6 +160,26 @@ class TrainConfig(Section):
     sample_every: int = Field(500, ge=0, description="0 disables sample grids")
     log_every: int = Field(1, ge=1)
     threads: Optional[int] = Field(None, ge=1, description="torch CPU threads")
+    sharding: Literal["auto", "ddp", "fsdp"] = Field(
+        "auto", description="multi-process mode: ddp (replicated base, all-reduced LoRA) or fsdp (FSDP2-sharded "
+                            "transformer); auto = fsdp when the accelerate config says FSDP, else ddp")
+
+
+class CacheConfig(Section):
+    """VAE latents and text embeddings computed once and kept on disk, keyed by content and model."""
+
+    enabled: bool = False
+    dir: Path = Field(Path("cache"), description="cache folder, shared by runs (keys include the model identity)")
+    offload_encoders: bool = Field(True, description="after caching, move the VAE and text encoders to the CPU")
+    batch_size: int = Field(8, ge=1, description="images / prompts encoded per call while filling the cache")
+
+
+class ExportConfig(Section):
+    """The LoRA written to RUN/lora/ when training ends (and by `byg train --export-only`)."""
+
+    at_end: bool = True
+    format: Literal["diffusers", "comfyui", "both"] = "diffusers"
+    weights: Literal["edit", "ema"] = Field("edit", description="which adapter to export")
 
 
 class InferenceConfig(Section):
@@ -194,6 +220,8 @@ class Recipe(Section):
     ema: EmaConfig = Field(default_factory=EmaConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     sample: SampleConfig = Field(default_factory=SampleConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     source: Optional[str] = Field(None, description="where the recipe was loaded from (filled in by byg)")

@@ -4,6 +4,7 @@ builds the objective from the recipe, and runs optimisation with checkpoints, lo
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import time
@@ -15,6 +16,7 @@ import torch
 
 from byg_cli import checkpoint as ckpt
 from byg_cli.data.images import to_pil
+from byg_cli.distributed import full, like, optimizer_state_full, shard_optimizer_state
 from byg_cli.data.sources import build_source, collate
 from byg_cli.engine.ema import ema_update
 from byg_cli.engine.objectives import BygConfig, build_objective
@@ -22,7 +24,7 @@ from byg_cli.engine.schedule import TimestepSampler
 from byg_cli.errors import BygError
 from byg_cli.models.registry import load_backbone
 from byg_cli.recipe import Recipe, write_recipe
-from byg_cli.sampling import edit_pixels, generate
+from byg_cli.sampling import edit_latents, generate
 from byg_cli.visual import save_grid
 
 
@@ -45,28 +47,66 @@ def build_objective_from(cfg: Recipe, model=None):
     return build_objective(o.name, timesteps, byg)
 
 
+def fingerprint(tensors: list[torch.Tensor]) -> str:
+    """A hash of the exact bytes of some tensors (to check that every process holds the same weights)."""
+    h = hashlib.sha256()
+    for x in tensors:
+        h.update(x.detach().float().contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 class Trainer:
     def __init__(self, cfg: Recipe, run_dir: Path):
-        from accelerate import Accelerator
+        from accelerate import Accelerator, DistributedType
+        from accelerate.utils import DistributedDataParallelKwargs
 
         self.cfg, self.run_dir = cfg, Path(run_dir)
         t = cfg.train
         if t.threads:
             torch.set_num_threads(t.threads)
-        self.accelerator = Accelerator(mixed_precision=t.mixed_precision)
+        # Buffers (rotary tables) are identical everywhere: no per-forward broadcast. Every trainable parameter
+        # gets a gradient in every step, so DDP needs no unused-parameter search.
+        ddp = DistributedDataParallelKwargs(broadcast_buffers=False, find_unused_parameters=False)
+        self.accelerator = Accelerator(mixed_precision=t.mixed_precision, kwargs_handlers=[ddp])
         self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
+        kind = self.accelerator.distributed_type
+        if kind == DistributedType.DEEPSPEED:
+            raise BygError("accelerate config: DeepSpeed is not wired into byg train; use DDP "
+                           "(recipes/accelerate/ddp_8gpu.yaml) or FSDP (recipes/accelerate/fsdp_8gpu.yaml)")
         self.is_t2i = cfg.objective.name == "t2i"
+        mode = t.sharding if t.sharding != "auto" else ("fsdp" if kind == DistributedType.FSDP else "ddp")
+        self.fsdp = self.world > 1 and mode == "fsdp"
+        if self.fsdp and self.is_t2i:
+            raise BygError("train.sharding = 'fsdp' serves LoRA objectives (byg, supervised); t2i runs with DDP")
+        if self.fsdp and cfg.model.family != "flux":
+            raise BygError(f"train.sharding = 'fsdp': not available for the {cfg.model.family} backbone; use ddp")
         self.model = load_backbone(cfg.model, adapters=not self.is_t2i)
-        self.model.to(self.accelerator.device)
+        if self.fsdp:  # FSDP2 in place: base weights and both LoRAs sharded, gathered block by block in each call
+            from torch.distributed.fsdp import fully_shard
+
+            self.model.shard(fully_shard, self.accelerator.device)
+        else:
+            self.model.to(self.accelerator.device)
         self.trainable = self._select_trainable()
+        self._outside_ddp: list[torch.nn.Parameter] = []
+        if self.world > 1 and not self.fsdp and getattr(self.model, "supports_denoiser_wrapper", False):
+            # DDP over the transformer: the edit LoRA (or, for t2i, every transformer weight) is all-reduced in
+            # backward. The EMA adapter never requires grad, so DDP never tracks it.
+            self.model.wrap_denoiser(self.accelerator.prepare_model)
+            in_ddp = {id(p) for p in self.model._denoiser.parameters()}
+            self._outside_ddp = [p for _, p in self.trainable if id(p) not in in_ddp]
+        elif self.world > 1 and not self.fsdp:  # a backbone that runs its modules itself: average every gradient
+            self._outside_ddp = [p for _, p in self.trainable]
         self.optimizer = torch.optim.AdamW([p for _, p in self.trainable], lr=t.lr, betas=tuple(t.betas),
                                            weight_decay=t.weight_decay)
         warm = t.lr_warmup_steps
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: min(1.0, (s + 1) / warm) if warm else 1.0)
         self.objective = build_objective_from(cfg, self.model)
-        self.source = build_source(cfg.data, cfg.run.seed)
-        self.generator = torch.Generator().manual_seed(cfg.run.seed * 1000 + self.rank)
+        self.source = build_source(cfg.data, cfg.run.seed, t.batch_size)
+        # The same stream on every process: draws are made for the global batch (byg_cli.engine.draws), so the
+        # run does not depend on how the batch is split, and a checkpoint resumes on any number of processes.
+        self.generator = torch.Generator().manual_seed(cfg.run.seed * 1000)
         self.use_ema = not self.is_t2i and cfg.objective.name == "byg" and cfg.objective.rollout_adapter == "ema"
         self.state = TrainState()
         self.shadow: Optional[list[torch.Tensor]] = None
@@ -94,21 +134,48 @@ class Trainer:
         return [(f"edit.{n}", p) for n, p in m.lora_named_parameters("edit")]
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
-        return {n: p.detach() for n, p in self.trainable}
+        return {n: full(p.detach()) for n, p in self.trainable}
 
     def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
         with torch.no_grad():
             for n, p in self.trainable:
                 if n not in state:
                     raise BygError(f"checkpoint lacks trainable tensor {n}")
-                p.copy_(state[n])
+                p.copy_(like(p, state[n]))
 
     # ------------------------------------------------------------------------------------------- data
     def batch(self, step: int, micro: int) -> dict:
         t = self.cfg.train
         per_step = t.batch_size * self.world
-        first = (step * t.grad_accum + micro) * per_step + self.rank * t.batch_size
-        return collate([self.source.item(first + i) for i in range(t.batch_size)])
+        if hasattr(self.source, "batch_items"):  # aspect-ratio buckets: the k-th one-bucket batch of the run
+            batch = collate(self.source.batch_items((step * t.grad_accum + micro) * self.world + self.rank))
+        else:
+            first = (step * t.grad_accum + micro) * per_step + self.rank * t.batch_size
+            batch = collate([self.source.item(first + i) for i in range(t.batch_size)])
+        batch["_rows"] = (self.rank * t.batch_size, per_step)
+        return batch
+
+    def prepare_cache(self, progress=None) -> Optional[dict]:
+        """Fill the encoder cache (cfg.cache) and switch the data to cached latents and text embeddings; the
+        VAE and text encoders then leave the accelerator. Returns the counts of new and total entries."""
+        from byg_cli.data.cached import fill_cache
+
+        from byg_cli.data.dataset import EditDataset
+
+        c = self.cfg.cache
+        dataset = getattr(self.source, "dataset", None)
+        if not isinstance(dataset, EditDataset) or self.is_t2i:
+            raise BygError(f"cache.enabled: the encoder cache serves image edit records (data.kind = 'records'), "
+                           f"not '{self.cfg.data.kind}' with objective '{self.cfg.objective.name}'")
+        if not getattr(self.model, "supports_cache", False):
+            raise BygError(f"cache.enabled: not available for the {self.cfg.model.family} backbone")
+        cached, counts = fill_cache(dataset, self.model, c.dir, batch_size=c.batch_size, rank=self.rank,
+                                    world=self.world, barrier=self.accelerator.wait_for_everyone,
+                                    extra_prompts=tuple(self.cfg.sample.prompts), progress=progress)
+        self.source.dataset = cached
+        if c.offload_encoders:
+            self.model.offload_encoders("cpu")
+        return counts
 
     # ------------------------------------------------------------------------------------------- checkpoints
     @contextlib.contextmanager
@@ -130,13 +197,26 @@ class Trainer:
                     p.copy_(v)
 
     def save(self) -> Path:
+        """Every process holds the whole (unsharded) LoRA and optimizer state; the main process writes them, with
+        each process's weight fingerprint, so a checkpoint resumes on any number of processes."""
+        from accelerate.utils import gather_object
+
         tensors = {"trainable": self.trainable_state()}
         if not self.is_t2i:
             tensors["ema"] = self.model.lora_state_dict("ema")
         if self.shadow is not None:
             tensors["ema_full"] = {n: s for (n, _), s in zip(self.trainable, self.shadow)}
-        return ckpt.save_checkpoint(self.run_dir, self.state.step, tensors, self.optimizer, self.scheduler,
-                                    {"rng": ckpt.rng_state(self.generator)}, self.cfg.train.keep_checkpoints)
+        mine = fingerprint([v for sd in tensors.values() for v in sd.values()])
+        prints = gather_object([mine]) if self.world > 1 else [mine]
+        optimizer = optimizer_state_full(self.optimizer) if self.fsdp else self.optimizer
+        path = ckpt.checkpoint_dir(self.run_dir) / f"{ckpt.PREFIX}{self.state.step:07d}"
+        if self.accelerator.is_main_process:
+            path = ckpt.save_checkpoint(self.run_dir, self.state.step, tensors, optimizer, self.scheduler,
+                                        {"rng": ckpt.rng_state(self.generator), "processes": self.world,
+                                         "sharding": "fsdp" if self.fsdp else ("ddp" if self.world > 1 else "none"),
+                                         "rank_fingerprints": prints}, self.cfg.train.keep_checkpoints)
+        self.accelerator.wait_for_everyone()
+        return path
 
     def resume(self) -> None:
         latest = ckpt.latest_checkpoint(self.run_dir)
@@ -150,6 +230,8 @@ class Trainer:
         if ema_full is not None and self.shadow is not None:
             self.shadow = [ema_full[n].clone() for n, _ in self.trainable]
         ckpt.load_optimizer(latest, self.optimizer, self.scheduler)
+        if self.fsdp:
+            shard_optimizer_state(self.optimizer)
         state = ckpt.load_state(latest)
         ckpt.restore_rng(state["rng"], self.generator)
         self.state.step = int(state["step"])
@@ -158,6 +240,20 @@ class Trainer:
             kept = [line for line in log.read_text().splitlines()
                     if line.strip() and json.loads(line)["step"] <= self.state.step]
             log.write_text("".join(line + "\n" for line in kept))
+
+    @contextlib.contextmanager
+    def codec_on_device(self):
+        """The VAE back on the accelerator while sample grids are drawn, when caching moved it to the CPU."""
+        codec = self.model.codec
+        home = next((p.device for p in codec.parameters()), None)
+        if home is None or home == self.accelerator.device:
+            yield
+            return
+        codec.to(self.accelerator.device)
+        try:
+            yield
+        finally:
+            codec.to(home)
 
     # ------------------------------------------------------------------------------------------- samples
     @torch.no_grad()
@@ -174,11 +270,22 @@ class Trainer:
                 return save_grid(out, rows, scale=4 if images.shape[-1] <= 64 else 1)
             rows = [[to_pil(img) for img in images]]
             return save_grid(out, rows, scale=4 if images.shape[-1] <= 64 else 1)
-        items = [self.source.item(i) for i in range(s.count)]
-        pixels = torch.stack([it["pixels"] for it in items])
+        if hasattr(self.source, "batch_items"):
+            items = self.source.batch_items(0)[:s.count]
+        else:
+            items = [self.source.item(i) for i in range(s.count)]
         inf = self.cfg.inference
-        edited = edit_pixels(self.model, pixels, [it["instruction"] for it in items], s.steps, seed=0,
-                             sampler=inf.sampler, flow_shift=inf.flow_shift)
+        with self.codec_on_device():
+            if "latents" in items[0]:  # cached data: sources are latents
+                source = torch.stack([it["latents"] for it in items]).to(self.model.device)
+                pixels = self.model.decode(source)
+            else:
+                pixels = torch.stack([it["pixels"] for it in items])
+                source = self.model.encode(pixels)
+            edited = self.model.decode(edit_latents(self.model, source, [it["instruction"] for it in items], s.steps,
+                                                    seed=0, sampler=inf.sampler, flow_shift=inf.flow_shift))
+        if not self.accelerator.is_main_process:  # FSDP: every process samples (the calls are collective)
+            return None
         if pixels.dim() == 5:  # videos (B, 3, F, H, W): first, middle and last frame of source and edit
             f = pixels.shape[2]
             picks = sorted({0, f // 2, f - 1})
@@ -197,16 +304,23 @@ class Trainer:
         logs_sum: dict[str, float] = {}
         for micro in range(t.grad_accum):
             batch = self.batch(self.state.step, micro)
-            with self.accelerator.autocast():
-                loss, logs = self.objective(batch, self.model, self.state.step, self.generator)
-            if not self.is_t2i:
-                self.model.set_adapter("edit")
-            self.accelerator.backward(loss / t.grad_accum)
+            last = micro == t.grad_accum - 1
+            sync = (self.accelerator.no_sync(self.model._denoiser) if not last and self.model._denoiser is not None
+                    else contextlib.nullcontext())  # DDP: all-reduce once, after the last micro-batch
+            with sync:
+                with self.accelerator.autocast():
+                    loss, logs = self.objective(batch, self.model, self.state.step, self.generator)
+                if not self.is_t2i:
+                    self.model.set_adapter("edit")
+                self.accelerator.backward(loss / t.grad_accum)
             for k, v in logs.items():
                 logs_sum[k] = logs_sum.get(k, 0.0) + v / t.grad_accum
         params = [p for _, p in self.trainable]
+        for p in self._outside_ddp:  # e.g. t2i text encoders: averaged by hand
+            if p.grad is not None:
+                p.grad.copy_(self.accelerator.reduce(p.grad, "mean"))
         if t.max_grad_norm > 0:
-            logs_sum["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm))
+            logs_sum["grad_norm"] = float(full(torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm)))
         self.optimizer.step()
         self.scheduler.step()
         if self.use_ema:
@@ -228,22 +342,50 @@ def prepare_run_dir(cfg: Recipe, run_dir: Path, resume: bool) -> None:
                        f"--run-dir")
     # The run's own copy names its folders absolutely, so `byg edit --run` works from anywhere.
     resolved = cfg.model_copy(deep=True)
+    resolved.run.dir = run_dir.resolve()
     resolved.model.path = resolved.model.path.resolve()
     if resolved.data.path is not None:
         resolved.data.path = resolved.data.path.resolve()
     write_recipe(resolved, run_dir / "recipe.toml")
 
 
+def fill_cache_with_progress(trainer: Trainer, quiet: bool) -> dict:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    main = trainer.accelerator.is_main_process
+    with Progress(TextColumn("[bold]caching {task.description}"), BarColumn(), MofNCompleteColumn(),
+                  disable=quiet or not main) as progress:
+        tasks: dict[str, int] = {}
+
+        def report(kind: str, done: int, total: int) -> None:
+            if kind not in tasks:
+                tasks[kind] = progress.add_task(kind, total=total)
+            progress.update(tasks[kind], completed=done)
+
+        counts = trainer.prepare_cache(report)
+    if main and not quiet:
+        print("cache: " + ", ".join(f"{k} {new} new of {total}" for k, (new, total) in counts.items())
+              + f" in {Path(trainer.cfg.cache.dir).resolve()}")
+    return counts
+
+
 def train(cfg: Recipe, run_dir: Optional[Path] = None, resume: bool = False,
-          stop_after: Optional[int] = None, quiet: bool = False) -> Path:
-    """Train per the recipe into run_dir (default cfg.run.dir). Returns the run folder."""
+          stop_after: Optional[int] = None, quiet: bool = False, cache_only: bool = False) -> Path:
+    """Train per the recipe into run_dir (default cfg.run.dir). Returns the run folder. With `cache_only`, only
+    fill the encoder cache (cfg.cache) and stop; with cfg.cache.enabled, it is filled before training."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from torch.utils.tensorboard import SummaryWriter
 
     run_dir = Path(run_dir or cfg.run.dir)
+    if cache_only:
+        trainer = Trainer(cfg, run_dir)
+        fill_cache_with_progress(trainer, quiet)
+        return run_dir
     prepare_run_dir(cfg, run_dir, resume)
     torch.manual_seed(cfg.run.seed)
     trainer = Trainer(cfg, run_dir)
+    if cfg.cache.enabled:
+        fill_cache_with_progress(trainer, quiet)
     if resume:
         trainer.resume()
     t = cfg.train
@@ -269,7 +411,7 @@ def train(cfg: Recipe, run_dir: Optional[Path] = None, resume: bool = False,
                 progress.update(task, completed=step, losses=shown)
                 if step % t.checkpoint_every == 0 or step == end:
                     trainer.save()
-                if main and t.sample_every and (step % t.sample_every == 0 or step == t.steps):
+                if (main or trainer.fsdp) and t.sample_every and (step % t.sample_every == 0 or step == t.steps):
                     with trainer.ema_weights():
                         trainer.sample_grid()
     except KeyboardInterrupt:
@@ -284,6 +426,12 @@ def train(cfg: Recipe, run_dir: Optional[Path] = None, resume: bool = False,
     if main and trainer.state.step >= t.steps and trainer.is_t2i:
         with trainer.ema_weights():
             trainer.model.save_base(run_dir / "model")
+    from byg_cli.export import export_lora, exportable
+
+    if main and trainer.state.step >= t.steps and cfg.export.at_end and exportable(cfg):
+        for path in export_lora(cfg, run_dir):
+            if not quiet:
+                print(f"LoRA: {path}")
     if main and not quiet:
         print(f"{trainer.state.step} steps in {time.time() - started:.0f}s; run folder: {run_dir}")
     if main and trainer.state.step >= t.steps and cfg.eval.after != "none":

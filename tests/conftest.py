@@ -70,3 +70,13 @@ def tiny_run(tmp_path_factory, tiny_flux, tiny_records) -> Path:
     root = tmp_path_factory.mktemp("tiny-run")
     recipe = write_recipe(root / "r.toml", tiny_flux, tiny_records, "byg", **{"train.steps": 6})
     return train(load_recipe(recipe), quiet=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_flux_vae(tmp_path_factory) -> Path:
+    """A tiny random FLUX folder with a tiny AutoencoderKL (instead of the pixel codec), CLIP and T5."""
+    from byg_cli.models.registry import quiet_hf
+    from byg_cli.models.tiny import TinyFluxSpec, write_tiny_flux
+
+    quiet_hf()
+    return write_tiny_flux(tmp_path_factory.mktemp("models") / "tiny-flux-vae", TinyFluxSpec(pixel_patch=0))

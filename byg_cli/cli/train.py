@@ -17,10 +17,24 @@ def train_command(
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Run folder (default: recipe's run.dir)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint in the run folder."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many steps (for this invocation)."),
+    cache_only: bool = typer.Option(False, "--cache-only", help="Only fill the encoder cache ([cache]) and stop."),
+    export_only: bool = typer.Option(
+        False, "--export-only", help="Only export a checkpoint's LoRA to RUN/lora/ (the step training ends with)."),
+    checkpoint: str = typer.Option("latest", "--checkpoint", help="With --export-only: e.g. step-0001000."),
+    lora_format: Optional[str] = typer.Option(
+        None, "--lora-format", help="With --export-only: diffusers, comfyui or both (default: recipe's export.format)."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="With --export-only: 'edit' or 'ema'."),
 ) -> None:
     """Train a model from a recipe (objective byg, supervised or t2i)."""
     from byg_cli.recipe import load_recipe
+
+    if export_only:
+        from byg_cli.export import export_run
+
+        for path in export_run(recipe, run_dir, checkpoint=checkpoint, fmt=lora_format, weights=weights):
+            typer.echo(f"wrote {path}")
+        return
     from byg_cli.train import train
 
     cfg = load_recipe(recipe, overrides=set_ or [])
-    train(cfg, run_dir=run_dir, resume=resume, stop_after=max_steps)
+    train(cfg, run_dir=run_dir, resume=resume, stop_after=max_steps, cache_only=cache_only)

@@ -32,13 +32,18 @@ def pixels_from_uint8(arr: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).permute(2, 0, 1) / 127.5 - 1.0
 
 
-def load_pixels(path: Path, size: Optional[int] = None) -> torch.Tensor:
-    """An image file as (3, size, size) in [-1, 1]: centre-cropped to square and resized when `size` differs."""
+def load_pixels(path: Path, size: Optional[int | tuple[int, int]] = None) -> torch.Tensor:
+    """An image file as (3, size, size) in [-1, 1]: centre-cropped to square and resized when `size` differs.
+    A (width, height) size gives a centre crop to that aspect ratio, resized (aspect-ratio buckets)."""
     try:
         with Image.open(path) as im:
             img = im.convert("RGB")
     except (OSError, ValueError) as err:
         raise BygError(f"{path}: cannot read image ({err})") from None
+    if isinstance(size, tuple):
+        from byg_cli.data.images import center_crop_resize
+
+        return pixels_from_uint8(np.asarray(center_crop_resize(img, *size)))
     if size is not None and img.size != (size, size):
         side = min(img.size)
         left, top = (img.width - side) // 2, (img.height - side) // 2
@@ -53,6 +58,7 @@ class EditDataset(Dataset):
         self.path = Path(records_path)
         self.root = self.path.parent
         self.size = size
+        self.sizes: Optional[list[tuple[int, int]]] = None  # per-record (width, height): aspect-ratio buckets
         self.records = read_records(self.path)
         if not self.records:
             raise BygError(f"{self.path}: contains no records")
@@ -66,12 +72,21 @@ class EditDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         rec = self.records[index]
         item: dict[str, Any] = {k: getattr(rec, k) for k in TEXT_FIELDS}
-        item["pixels"] = load_pixels(rec.media_path(self.root), self.size)
-        target = rec.extra.get("target_image")
-        if target:
-            tpath = Path(target) if Path(target).is_absolute() else self.root / target
-            item["target_pixels"] = load_pixels(tpath, self.size)
+        size = self.size_of(index)
+        item["pixels"] = load_pixels(rec.media_path(self.root), size)
+        tpath = self.target_path(index)
+        if tpath is not None:
+            item["target_pixels"] = load_pixels(tpath, size)
         return item
+
+    def size_of(self, index: int) -> Optional[int | tuple[int, int]]:
+        return self.sizes[index] if self.sizes is not None else self.size
+
+    def target_path(self, index: int) -> Optional[Path]:
+        target = self.records[index].extra.get("target_image")
+        if not target:
+            return None
+        return Path(target) if Path(target).is_absolute() else self.root / target
 
 
 class _IndexedStream(IterableDataset):

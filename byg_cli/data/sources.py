@@ -33,6 +33,25 @@ class ShuffledRecords:
         return self.dataset[int(self._perm[1][pos])]
 
 
+class BucketedRecords:
+    """Edit records in aspect-ratio buckets: `batch_items(k)` is the k-th per-process batch (one bucket each)."""
+
+    def __init__(self, dataset: EditDataset, batch_size: int, seed: int = 0):
+        from byg_cli.data.buckets import BucketBatches
+
+        self.dataset = dataset
+        self.batches = BucketBatches(dataset.sizes, batch_size, seed)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def item(self, index: int) -> dict:
+        return self.dataset[index % len(self.dataset)]
+
+    def batch_items(self, k: int) -> list[dict]:
+        return [self.dataset[i] for i in self.batches.group(k)]
+
+
 def collate(items: list[dict]) -> dict:
     batch: dict = {}
     for key in items[0]:
@@ -46,18 +65,29 @@ def collate(items: list[dict]) -> dict:
     return batch
 
 
-def build_source(data_cfg, seed: int) -> Source:
+def build_source(data_cfg, seed: int, batch_size: int = 1) -> Source:
     if data_cfg.kind == "records":
         from byg_cli.data.records import iter_records
 
         first = next(iter_records(data_cfg.path), None)
         if first is not None and first.media_kind == "video":
+            if data_cfg.buckets:
+                raise BygError("data.buckets: aspect-ratio buckets apply to image records, not video records")
             from byg_cli.data.video import VideoEditDataset
 
             return ShuffledRecords(VideoEditDataset(  # type: ignore[arg-type]
                 data_cfg.path, data_cfg.height or data_cfg.resolution, data_cfg.width or data_cfg.resolution,
                 data_cfg.frames, data_cfg.fps), seed)
-        return ShuffledRecords(EditDataset(data_cfg.path, data_cfg.resolution), seed)
+        dataset = EditDataset(data_cfg.path, data_cfg.resolution)
+        if data_cfg.buckets:
+            from byg_cli.data.buckets import assign_buckets
+
+            dataset.sizes = assign_buckets([r.media_path(dataset.root) for r in dataset.records], data_cfg.resolution,
+                                           data_cfg.bucket_step, data_cfg.max_aspect)
+            return BucketedRecords(dataset, batch_size, seed)
+        return ShuffledRecords(dataset, seed)
+    if data_cfg.buckets:
+        raise BygError(f"data.buckets: aspect-ratio buckets apply to data.kind = 'records', not '{data_cfg.kind}'")
     if data_cfg.kind == "shapes_t2i":
         return ShapesCaptionStream(seed, data_cfg.resolution)
     if data_cfg.kind == "shapes_video_t2v":

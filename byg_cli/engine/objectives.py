@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from byg_cli.engine.draws import draw_noise, draw_timesteps
 from byg_cli.engine.losses import flow_loss, prior_loss
 from byg_cli.engine.rollout import bootstrap
 from byg_cli.engine.routing import ste_route
@@ -62,8 +63,8 @@ class T2IObjective:
     def __call__(self, batch: dict, model, step: int, generator: torch.Generator):
         y = _latents(batch, "pixels", model)
         cond = model.encode_text(_captions(batch, "caption"))
-        t = self.timesteps(y.shape[0], generator).to(y.device)
-        eps = torch.randn(y.shape, generator=generator).to(y)
+        t = draw_timesteps(self.timesteps, batch, y.shape[0], generator).to(y.device)
+        eps = draw_noise(tuple(y.shape), batch, generator).to(y)
         v = model.velocity(noised(y, eps, t), t, cond, source=None, adapter=None)
         loss = flow_loss(v, eps - y).mean()
         return loss, {"loss": float(loss.detach()), "flow": float(loss.detach())}
@@ -83,8 +84,8 @@ class SupervisedObjective:
         x = _latents(batch, "pixels", model)
         y = _latents(batch, "target_pixels", model)
         cond = model.encode_text(_captions(batch, "instruction"))
-        t = self.timesteps(y.shape[0], generator).to(y.device)
-        eps = torch.randn(y.shape, generator=generator).to(y)
+        t = draw_timesteps(self.timesteps, batch, y.shape[0], generator).to(y.device)
+        eps = draw_noise(tuple(y.shape), batch, generator).to(y)
         v = model.velocity(noised(y, eps, t), t, cond, source=x, adapter="edit")
         loss = flow_loss(v, eps - y).mean()
         return loss, {"loss": float(loss.detach()), "flow": float(loss.detach())}
@@ -138,8 +139,8 @@ class BygObjective:
         cfg = self.cfg
         x = _latents(batch, "pixels", model)
         b = x.shape[0]
-        t = self.timesteps(b, generator).to(x.device)
-        eps = torch.randn(x.shape, generator=generator).to(x)
+        t = draw_timesteps(self.timesteps, batch, b, generator).to(x.device)
+        eps = draw_noise(tuple(x.shape), batch, generator).to(x)
         x_t = noised(x, eps, t)
         identity_step = self.is_identity_step(step, generator)
 

@@ -41,6 +41,10 @@ class Backbone(Protocol):
 
     Latents are unpacked tensors (B, C, H, W) for images, (B, C, F, H, W) for video; packing into tokens,
     timestep units, guidance and position ids are the backbone's own business.
+
+    For training at scale a backbone also offers (see FluxBackbone): `cache_identity()` (hashes naming its
+    encoders, for the on-disk cache), a settable `text_store` that `encode_text` consults first,
+    `offload_encoders(device)`, `wrap_denoiser(wrap)` (DDP) and `shard(fully_shard)` (FSDP2).
     """
 
     def encode_text(self, prompts: list[str]) -> Cond: ...

@@ -57,6 +57,13 @@ def image_ids(height: int, width: int, first: float = 0.0, device=None, dtype=to
 
 class FluxBackbone(torch.nn.Module):
     family = "flux"
+    # What the trainer may use at scale (a subclass with its own velocity / module layout turns them off):
+    supports_denoiser_wrapper = True  # velocity sends gradient calls through wrap_denoiser's module (DDP)
+    supports_fsdp = True  # shard() knows the transformer's blocks
+    supports_cache = True  # cache_identity() names the codec and text encoders
+    root: Optional[Path] = None  # the folder it was loaded from (the cache's model identity)
+    text_store = None  # an optional on-disk text-embedding store (byg_cli.cache.TextStore)
+    _denoiser = None  # the transformer wrapped for multi-process training (DDP), if any
 
     def __init__(self, transformer, codec, text: FluxTextEncoder, scheduler_config: dict,
                  guidance: float = 3.5, source_id_offset: float = 1.0, text_cache_size: int = 4096):
@@ -77,7 +84,11 @@ class FluxBackbone(torch.nn.Module):
     # ----------------------------------------------------------------------------------------------- loading
     @classmethod
     def load(cls, path: Path, dtype: torch.dtype = torch.float32, guidance: float = 3.5,
-             source_id_offset: float = 1.0, max_sequence_length: int | None = None) -> "FluxBackbone":
+             source_id_offset: float = 1.0, max_sequence_length: int | None = None,
+             attention_backend: str | None = None) -> "FluxBackbone":
+        """A diffusers FLUX folder (FLUX.1-dev or a tiny one of the same layout). Attention runs through diffusers'
+        dispatcher, whose default backend is torch's scaled_dot_product_attention; `attention_backend` picks
+        another one (e.g. "flash", "_native_cudnn")."""
         from diffusers import FluxTransformer2DModel
 
         root = Path(path)
@@ -98,10 +109,57 @@ class FluxBackbone(torch.nn.Module):
         text = FluxTextEncoder.load(root, dtype=dtype, max_sequence_length=max_sequence_length)
         sched_file = root / "scheduler" / "scheduler_config.json"
         scheduler_config = json.loads(sched_file.read_text()) if sched_file.is_file() else {}
+        if attention_backend:
+            try:
+                transformer.set_attention_backend(attention_backend)
+            except (ValueError, RuntimeError, ImportError) as err:
+                raise BygError(f"model.attention_backend: '{attention_backend}' is not usable here ({err})") from None
         model = cls(transformer, codec, text, scheduler_config, guidance=guidance, source_id_offset=source_id_offset)
+        model.root = root.resolve()
         model.read_byg_config(root)
         model.requires_grad_(False)
         return model
+
+    def cache_identity(self) -> dict[str, str]:
+        """What the cached latents and text embeddings depend on: the codec's and the text encoders' files (and
+        dtype, sequence length). Keys of the on-disk cache (byg_cli.cache) include these."""
+        from byg_cli.cache import folder_identity
+
+        if self.root is None:
+            raise BygError("the cache needs a model loaded from a folder (model.path)")
+        codec_dirs = ["vae"] if isinstance(self.codec, VaeCodec) else ["pixel_codec"]
+        text_dirs = ["text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2"]
+        dtype = str(self.dtype).replace("torch.", "")
+        return {"latents": folder_identity(self.root, codec_dirs, extra=f"flux-codec {dtype}"),
+                "text": folder_identity(self.root, text_dirs,
+                                        extra=f"flux-text {dtype} clip={self.text.clip_length} "
+                                              f"t5={self.text.max_sequence_length}")}
+
+    def offload_encoders(self, device: str | torch.device = "cpu") -> None:
+        """Move the VAE and text encoders off the accelerator (after their outputs are cached)."""
+        self.codec.to(device)
+        self.text.to(device)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def shard(self, fully_shard, device: str | torch.device) -> None:
+        """FSDP2: shard every transformer block, then the rest of the transformer (in place; every call, with or
+        without grad, then gathers the block's weights on all processes). fully_shard moves each block to the
+        accelerator as it shards it, so a GPU never holds more than one whole block; the text encoders and the
+        codec (not sharded) go to `device`."""
+        self.codec.to(device)
+        self.text.to(device)
+        t = self.transformer
+        for block in [*t.transformer_blocks, *t.single_transformer_blocks]:
+            fully_shard(block)
+        fully_shard(t)
+
+    def wrap_denoiser(self, wrap) -> None:
+        """Route gradient-carrying transformer calls through `wrap(transformer)` (e.g. accelerate's DDP wrapper,
+        which all-reduces the gradients of the trainable parameters). No-grad calls (rollout, prior queries,
+        sampling) keep using the bare module: they need no gradient synchronisation."""
+        # kept out of the module tree (the wrapper holds the same transformer; no second registration)
+        self.__dict__["_denoiser"] = wrap(self.transformer)
 
     def read_byg_config(self, root: Path) -> None:
         """byg.json at a model folder's root holds what diffusers' configs cannot say (the output's meaning)."""
@@ -133,8 +191,8 @@ class FluxBackbone(torch.nn.Module):
                  "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"],
                  "text_encoder": ["transformers", "CLIPTextModel"],
                  "text_encoder_2": ["transformers", "T5EncoderModel"],
-                 "tokenizer": ["transformers", "PreTrainedTokenizerFast"],
-                 "tokenizer_2": ["transformers", "PreTrainedTokenizerFast"],
+                 "tokenizer": ["transformers", type(self.text.tokenizer).__name__],
+                 "tokenizer_2": ["transformers", type(self.text.tokenizer_2).__name__],
                  "vae": ["diffusers", "AutoencoderKL"] if isinstance(self.codec, VaeCodec) else [None, None],
                  "image_encoder": [None, None], "feature_extractor": [None, None]}
         (root / "model_index.json").write_text(json.dumps(index, indent=2))
@@ -188,8 +246,11 @@ class FluxBackbone(torch.nn.Module):
         return [p for _, p in self.lora_named_parameters(adapter)]
 
     def lora_state_dict(self, adapter: str) -> dict[str, torch.Tensor]:
+        """Whole (unsharded) LoRA tensors; with an FSDP-sharded transformer every process must call this."""
+        from byg_cli.distributed import full
+
         token = f".{adapter}."
-        return {n.replace(token, "."): p.detach().clone() for n, p in self.lora_named_parameters(adapter)}
+        return {n.replace(token, "."): full(p.detach()).clone() for n, p in self.lora_named_parameters(adapter)}
 
     def load_lora_state_dict(self, adapter: str, state: dict[str, torch.Tensor]) -> None:
         token = f".{adapter}."
@@ -198,33 +259,47 @@ class FluxBackbone(torch.nn.Module):
         missing = sorted(set(wanted) - set(state))
         if missing:
             raise BygError(f"LoRA weights lack {len(missing)} tensor(s), e.g. {missing[0]}")
+        from byg_cli.distributed import like
+
         with torch.no_grad():
             for key, name in wanted.items():
-                params[name].copy_(state[key])
+                params[name].copy_(like(params[name], state[key]))
 
     # ----------------------------------------------------------------------------------------------- encoding
+    def _codec_device(self) -> torch.device:
+        return next((p.device for p in self.codec.parameters()), self.device)
+
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.codec.encode(pixels.to(self.device, self.dtype))
+        return self.codec.encode(pixels.to(self._codec_device(), self.dtype)).to(self.device)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        return self.codec.decode(latents.to(self.dtype)).float().clamp(-1, 1)
+        return self.codec.decode(latents.to(self._codec_device(), self.dtype)).float().clamp(-1, 1)
 
     def encode_text(self, prompts: list[str]) -> Cond:
         if self.text_trainable:
             return self.text(prompts)
         missing = [p for p in dict.fromkeys(prompts) if p not in self._text_cache]
+        rows: dict[str, tuple[torch.Tensor, Optional[torch.Tensor]]] = {}
+        if missing and self.text_store is not None:
+            rows.update(self.text_store.get_many(missing))
+            missing = [p for p in missing if p not in rows]
         if missing:
             with torch.no_grad():
                 enc = self.text(missing)
-            for i, p in enumerate(missing):
-                self._text_cache[p] = (enc.embeds[i], None if enc.pooled is None else enc.pooled[i])
-                if len(self._text_cache) > self.text_cache_size:
-                    self._text_cache.popitem(last=False)
-        rows = [self._text_cache[p] for p in prompts]
+            computed = {p: (enc.embeds[i], None if enc.pooled is None else enc.pooled[i]) for i, p in enumerate(missing)}
+            if self.text_store is not None:
+                self.text_store.put_many(computed)
+            rows.update(computed)
+        for p, row in rows.items():
+            self._text_cache[p] = row
+            if len(self._text_cache) > self.text_cache_size:
+                self._text_cache.popitem(last=False)
+        found = [rows[p] if p in rows else self._text_cache[p] for p in prompts]
         for p in prompts:
-            self._text_cache.move_to_end(p)
-        pooled = None if rows[0][1] is None else torch.stack([r[1] for r in rows])
-        return Cond(embeds=torch.stack([r[0] for r in rows]), pooled=pooled)
+            if p in self._text_cache:
+                self._text_cache.move_to_end(p)
+        pooled = None if found[0][1] is None else torch.stack([r[1] for r in found])
+        return Cond(embeds=torch.stack([r[0] for r in found]), pooled=pooled)
 
     @property
     def device(self) -> torch.device:
@@ -255,7 +330,8 @@ class FluxBackbone(torch.nn.Module):
         if self.transformer.config.guidance_embeds:
             kwargs["guidance"] = torch.full((b,), self.guidance, device=dev, dtype=dtype)
         embeds = cond.embeds.to(dev, dtype)
-        out = self.transformer(
+        net = self._denoiser if (self._denoiser is not None and torch.is_grad_enabled()) else self.transformer
+        out = net(
             hidden_states=tokens, timestep=t.to(dev, dtype), encoder_hidden_states=embeds,
             pooled_projections=cond.pooled.to(dev, dtype), img_ids=ids,
             txt_ids=torch.zeros(embeds.shape[1], 3, device=dev, dtype=dtype), return_dict=False, **kwargs)[0]

@@ -61,7 +61,8 @@ def load_backbone(model_cfg, adapters: bool):
 
         model = FluxBackbone.load(model_cfg.path, dtype=DTYPES[model_cfg.dtype], guidance=model_cfg.guidance,
                                   source_id_offset=model_cfg.source_id_offset,
-                                  max_sequence_length=model_cfg.max_sequence_length)
+                                  max_sequence_length=model_cfg.max_sequence_length,
+                                  attention_backend=model_cfg.attention_backend)
     elif model_cfg.family == "wan":
         from byg_cli.models.wan import WanBackbone
 

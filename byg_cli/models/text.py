@@ -36,6 +36,45 @@ def build_word_tokenizer(corpus: Iterable[str], max_length: int, add_bos: bool):
         bos_token="<s>" if add_bos else None, model_max_length=max_length)
 
 
+def build_clip_tokenizer(corpus: Iterable[str], max_length: int):
+    """A small transformers CLIPTokenizer (the class FLUX.1-dev's `tokenizer` folder names), built offline: BPE over
+    the corpus's lowercase words with CLIP's end-of-word suffix, one merge chain per word; the specials come last,
+    as in CLIP's vocabulary (<|endoftext|> has the highest id and pads)."""
+    import re
+
+    from transformers import CLIPTokenizer
+
+    words = sorted({w for line in corpus for w in re.findall(r"[a-z]+", line.lower())})
+    chars = sorted({c for w in words for c in w} | set("abcdefghijklmnopqrstuvwxyz"))
+    vocab: dict[str, int] = {}
+    for token in chars + [c + "</w>" for c in chars]:
+        vocab.setdefault(token, len(vocab))
+    merges: list[tuple[str, str]] = []
+    for word in words:
+        pieces = list(word[:-1]) + [word[-1] + "</w>"]
+        current = pieces[0]
+        for piece in pieces[1:]:
+            if current + piece not in vocab:
+                merges.append((current, piece))
+                vocab[current + piece] = len(vocab)
+            current += piece
+    for special in ("<|startoftext|>", "<|endoftext|>"):
+        vocab[special] = len(vocab)
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=max_length)
+
+
+def build_t5_tokenizer(corpus: Iterable[str], max_length: int):
+    """A small transformers T5TokenizerFast (FLUX.1-dev's `tokenizer_2` class), built offline: a Unigram model whose
+    pieces are the corpus's words ("▁word") with single characters as the fallback."""
+    from transformers import T5TokenizerFast
+
+    words = sorted({w for line in corpus for w in line.split()})
+    chars = sorted({c for w in words for c in w} | set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
+    pieces += [("▁" + w, -1.0) for w in words] + [(c, -10.0) for c in chars]
+    return T5TokenizerFast(vocab=pieces, extra_ids=0, model_max_length=max_length)
+
+
 class FluxTextEncoder(torch.nn.Module):
     """Encodes prompts exactly as diffusers' FLUX pipelines do: CLIP pooled output (padded to its max length)
     and T5 last hidden states (padded to `max_sequence_length`)."""

@@ -13,7 +13,7 @@ from typing import Iterable
 import torch
 
 from byg_cli.models.codecs import PixelCodec
-from byg_cli.models.text import FluxTextEncoder, build_word_tokenizer
+from byg_cli.models.text import FluxTextEncoder, build_clip_tokenizer, build_t5_tokenizer, build_word_tokenizer
 
 DEFAULT_CORPUS = (
     "a red green blue yellow purple orange white black circle square triangle on background with",
@@ -37,9 +37,11 @@ class TinyFluxSpec:
     guidance_embeds: bool = True
     shift: float = 1.0
     prediction: str = "velocity"  # or "sample" (see FluxBackbone.prediction)
+    tokenizers: str = "word"  # "word": one word-level vocabulary; "flux": CLIPTokenizer + T5TokenizerFast (FLUX.1-dev's)
 
 
-def _configs(spec: TinyFluxSpec, vocab: int, latent_channels: int):
+def _configs(spec: TinyFluxSpec, vocab: int, latent_channels: int, clip_ids: tuple[int, int, int] = (0, 1, 3),
+             t5_vocab: int | None = None):
     from diffusers import FluxTransformer2DModel
     from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
@@ -54,9 +56,10 @@ def _configs(spec: TinyFluxSpec, vocab: int, latent_channels: int):
         vocab_size=vocab, hidden_size=spec.text_dim, intermediate_size=2 * spec.text_dim,
         num_hidden_layers=spec.text_layers, num_attention_heads=spec.text_heads,
         max_position_embeddings=spec.max_text_length, projection_dim=spec.text_dim,
-        pad_token_id=0, bos_token_id=1, eos_token_id=3, hidden_act="gelu"))
+        pad_token_id=clip_ids[0], bos_token_id=clip_ids[1], eos_token_id=clip_ids[2], hidden_act="gelu"))
     t5 = T5EncoderModel(T5Config(
-        vocab_size=vocab, d_model=spec.text_dim, d_kv=spec.text_dim // spec.text_heads, d_ff=2 * spec.text_dim,
+        vocab_size=t5_vocab or vocab, d_model=spec.text_dim, d_kv=spec.text_dim // spec.text_heads,
+        d_ff=2 * spec.text_dim,
         num_layers=spec.text_layers, num_heads=spec.text_heads, relative_attention_num_buckets=8,
         pad_token_id=0, eos_token_id=3, decoder_start_token_id=0, dropout_rate=0.0))
     return transformer, clip, t5
@@ -69,8 +72,14 @@ def build_tiny_flux(spec: TinyFluxSpec | None = None, corpus: Iterable[str] = DE
     spec = spec or TinyFluxSpec()
     corpus = list(corpus)
     torch.manual_seed(seed)
-    tok = build_word_tokenizer(corpus, spec.max_text_length, add_bos=True)
-    tok2 = build_word_tokenizer(corpus, spec.max_text_length, add_bos=False)
+    if spec.tokenizers == "flux":
+        tok = build_clip_tokenizer(corpus, spec.max_text_length)
+        tok2 = build_t5_tokenizer(corpus, spec.max_text_length)
+    elif spec.tokenizers == "word":
+        tok = build_word_tokenizer(corpus, spec.max_text_length, add_bos=True)
+        tok2 = build_word_tokenizer(corpus, spec.max_text_length, add_bos=False)
+    else:
+        raise ValueError(f"unknown tokenizers kind {spec.tokenizers!r}; use 'word' or 'flux'")
     if spec.pixel_patch:
         codec = PixelCodec(spec.pixel_patch)
         latent_channels = codec.latent_channels
@@ -85,7 +94,11 @@ def build_tiny_flux(spec: TinyFluxSpec | None = None, corpus: Iterable[str] = DE
                             use_post_quant_conv=False, shift_factor=0.0609, scaling_factor=1.5035)
         codec = VaeCodec(vae)
         latent_channels = 4
-    transformer, clip, t5 = _configs(spec, len(tok), latent_channels)
+    if spec.tokenizers == "flux":
+        clip_ids = (tok.pad_token_id, tok.bos_token_id, tok.eos_token_id)
+        transformer, clip, t5 = _configs(spec, len(tok), latent_channels, clip_ids, t5_vocab=len(tok2))
+    else:
+        transformer, clip, t5 = _configs(spec, len(tok), latent_channels)
     text = FluxTextEncoder(tok, clip, tok2, t5, max_sequence_length=spec.max_text_length)
     scheduler = {"_class_name": "FlowMatchEulerDiscreteScheduler", "_diffusers_version": "0.42.1",
                  "num_train_timesteps": 1000, "shift": spec.shift, "use_dynamic_shifting": False}

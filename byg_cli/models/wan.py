@@ -180,6 +180,9 @@ class WanBackbone(FluxBackbone):
 
     family = "wan"
     default_sampler = "unipc"
+    supports_denoiser_wrapper = False  # velocity calls the experts itself: multi-process grads are averaged by hand
+    supports_fsdp = False
+    supports_cache = False
 
     def __init__(self, transformer, codec: WanVaeCodec | VideoPixelCodec, text: WanTextEncoder, scheduler_config: dict,
                  transformer_2=None, boundary_ratio: Optional[float] = None, expand_timesteps: bool = False,
