@@ -217,11 +217,14 @@ class FluxBackbone(torch.nn.Module):
             with warnings.catch_warnings():  # peft warns on purpose about a second adapter on one model
                 warnings.filterwarnings("ignore", message="Already found a `peft_config`")
                 self.transformer.add_adapter(cfg, adapter_name=name)
-        # peft makes the most recently added adapter trainable: make "edit" the active, trainable one.
+        self._active = None
+        self._finish_adapters()
+
+    def _finish_adapters(self) -> None:
+        """After adding "edit" and "ema": make "edit" the active, trainable one (peft makes the most recently added
+        adapter trainable), keep both in fp32 whatever the base's dtype, and start the EMA equal to "edit"."""
         self.set_adapter("edit")
-        for p in self.lora_parameters("edit"):
-            p.data = p.data.float()
-        for p in self.lora_parameters("ema"):
+        for p in self.lora_parameters("edit") + self.lora_parameters("ema"):
             p.data = p.data.float()
         with torch.no_grad():
             for e, p in zip(self.lora_parameters("ema"), self.lora_parameters("edit")):

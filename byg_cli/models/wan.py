@@ -321,12 +321,7 @@ class WanBackbone(FluxBackbone):
                     warnings.filterwarnings("ignore", message="Already found a `peft_config`")
                     getattr(self, expert).add_adapter(cfg, adapter_name=name)
         self._active = None
-        self.set_adapter("edit")
-        for p in self.lora_parameters("edit") + self.lora_parameters("ema"):
-            p.data = p.data.float()
-        with torch.no_grad():
-            for e, p in zip(self.lora_parameters("ema"), self.lora_parameters("edit")):
-                e.copy_(p)
+        self._finish_adapters()
 
     @property
     def has_adapters(self) -> bool:
