@@ -268,8 +268,8 @@ class Trainer:
             if images.dim() == 5:  # videos: one row of frames per prompt
                 rows = [[to_pil(v[:, k]) for k in range(v.shape[1])] for v in images]
                 return save_grid(out, rows, scale=4 if images.shape[-1] <= 64 else 1)
-            rows = [[to_pil(img) for img in images]]
-            return save_grid(out, rows, scale=4 if images.shape[-1] <= 64 else 1)
+            rows = [[to_pil(img)] for img in images]
+            return save_grid(out, rows, scale=4 if images.shape[-1] <= 64 else 1, captions=prompts)
         if hasattr(self.source, "batch_items"):
             items = self.source.batch_items(0)[:s.count]
         else:
@@ -294,7 +294,8 @@ class Trainer:
             labels = [f"source {k}" for k in picks] + [f"edited {k}" for k in picks]
             return save_grid(out, rows, labels, scale=4 if pixels.shape[-1] <= 64 else 1)
         rows = [[to_pil(a), to_pil(b)] for a, b in zip(pixels, edited)]
-        return save_grid(out, rows, ["source", "edited"], scale=4 if pixels.shape[-1] <= 64 else 1)
+        return save_grid(out, rows, ["source", "edited"], scale=4 if pixels.shape[-1] <= 64 else 1,
+                         captions=[it["instruction"] for it in items])
 
     # ------------------------------------------------------------------------------------------- loop
     def step(self) -> dict[str, float]:

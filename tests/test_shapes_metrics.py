@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from byg_cli.visual import save_grid
+
 from byg_cli.data.shapes import PALETTE, Attributes, caption_for_index, render
 from byg_cli.data.shapes_edits import Edit, edit_for_index, make_edit
 from byg_cli.eval.shapes_metrics import (
@@ -12,7 +14,6 @@ from byg_cli.eval.shapes_metrics import (
     score_t2i,
     summarize_edits,
     t2i_markdown,
-    write_grid,
     write_json,
     write_markdown,
 )
@@ -117,7 +118,7 @@ def test_report_writers_and_grid(tmp_path):
     md = write_markdown(tmp_path / "r" / "edit.md", edit_markdown(summary, "perfect editor")).read_text()
     assert md.startswith("### perfect editor") and "| **average" in md and "100.0%" in md
     rows = [[render(e.source), render(e.target), render(e.target)] for e in edits]
-    grid = write_grid(tmp_path / "grid.png", rows, [e.instruction for e in edits], ["source", "output", "target"])
+    grid = save_grid(tmp_path / "grid.png", rows, ["source", "output", "target"], captions=[e.instruction for e in edits])
     img = np.asarray(Image.open(grid))
     assert img.shape[1] == 3 * 128 + 4 * 4 and img.shape[0] > 6 * 128
     first_tile = img[20:20 + 128, 4:4 + 128]  # below the column titles

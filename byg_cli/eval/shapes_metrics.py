@@ -18,15 +18,15 @@ Aggregated per edit type, and averaged over colour / background / shape / style 
 from __future__ import annotations
 
 import json
-import textwrap
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
+
+from byg_cli.visual import save_grid
 
 from byg_cli.data.shapes import Attributes, silhouette_mask
 from byg_cli.data.shapes_reader import Reading, clean_render_iou, mask_iou, read, to_uint8_image
@@ -253,61 +253,6 @@ def write_markdown(path: Path, text: str) -> Path:
 # ---------------------------------------------------------------------------------------------------------- grid
 
 
-def write_grid(
-    path: Path,
-    rows: Sequence[Sequence[Any]],
-    captions: Optional[Sequence[str]] = None,
-    column_titles: Optional[Sequence[str]] = None,
-    scale: int = 4,
-    pad: int = 4,
-) -> Path:
-    """A PNG of image rows (e.g. source | output | target), each row optionally captioned underneath.
-
-    Images: uint8 (H, W, 3) arrays, float (3, H, W) tensors in [-1, 1], or PIL images; enlarged `scale` times
-    with nearest-neighbour so single pixels stay visible.
-    """
-    if not rows:
-        raise ValueError("write_grid needs at least one row")
-    if captions is not None and len(captions) != len(rows):
-        raise ValueError(f"{len(rows)} rows but {len(captions)} captions")
-    tiles = [[_as_pil(img) for img in row] for row in rows]
-    w, h = tiles[0][0].width * scale, tiles[0][0].height * scale
-    cols = max(len(r) for r in tiles)
-    width = cols * (w + pad) + pad
-    font = ImageFont.load_default()
-    char_w = max(1, int(font.getlength("x")))
-    line_h = 12
-    wrapped = [textwrap.wrap(c, max(8, (width - 2 * pad) // char_w)) or [""] for c in captions] if captions else None
-    top = line_h + pad if column_titles else 0
-    row_heights = [h + pad + (len(wrapped[i]) * line_h + pad if wrapped else 0) for i in range(len(tiles))]
-    sheet = Image.new("RGB", (width, top + sum(row_heights) + pad), _SHEET)
-    draw = ImageDraw.Draw(sheet)
-    if column_titles:
-        for c, title in enumerate(column_titles):
-            draw.text((pad + c * (w + pad), pad // 2), title, fill="black", font=font)
-    y = top + pad
-    for r, row in enumerate(tiles):
-        for c, tile in enumerate(row):
-            sheet.paste(tile.resize((w, h), Image.Resampling.NEAREST), (pad + c * (w + pad), y))
-        if wrapped:
-            for k, line in enumerate(wrapped[r]):
-                draw.text((pad, y + h + pad // 2 + k * line_h), line, fill="black", font=font)
-        y += row_heights[r]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path)
-    return path
-
-
-_SHEET = (190, 190, 190)  # mid grey, so white and black tiles both stand out
-
-
-def _as_pil(img: Any) -> Image.Image:
-    if isinstance(img, Image.Image):
-        return img.convert("RGB")
-    return Image.fromarray(to_uint8_image(img))
-
-
 # ------------------------------------------------------------------------------------------------------ reports
 
 
@@ -330,7 +275,7 @@ def write_t2i_report(
     if shown:
         rows = [shown[i:i + grid_columns] for i in range(0, len(shown), grid_columns)]
         texts = [" | ".join(captions[k] for k in row) for row in rows]
-        write_grid(out_dir / f"{name}_grid.png", [[images[k] for k in row] for row in rows], texts, scale=3)
+        save_grid(out_dir / f"{name}_grid.png", [[images[k] for k in row] for row in rows], captions=texts, scale=3)
     return summary
 
 
@@ -365,7 +310,7 @@ def write_edit_report(
         size = to_uint8_image(source_images[picked[0]]).shape[0]
         rows = [[source_images[k], output_images[k], render(edits[k].target, size)] for k in picked]
         texts = [f"{edits[k].instruction}  [{_verdict(scores[k])}]" for k in picked]
-        write_grid(out_dir / f"{name}_grid.png", rows, texts, ["source", "output", "target"])
+        save_grid(out_dir / f"{name}_grid.png", rows, ["source", "output", "target"], captions=texts)
     return summary
 
 
