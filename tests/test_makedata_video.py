@@ -1,5 +1,5 @@
 """Video branch of make-data: captions -> LLM style-hint removal (text-only, over a loopback server) -> style
-template -> (clip generation: backbone not yet available) -> manual keep/reject list and a CLIP style check
+template -> (clip generation: tests/test_makedata_video_clips.py) -> manual keep/reject list and a CLIP style check
 with a tiny random open_clip model -> video edit records."""
 
 import json
@@ -92,15 +92,16 @@ def test_prompts_job_text_only_and_resumable(tmp_path):
     assert [r["id"] for r in rejects] == ["u4"] and "'anime'" in rejects[0]["reason"]
 
 
-def test_cli_prompts_then_t2v_says_backbone_missing(tmp_path):
+def test_cli_prompts_then_t2v_names_a_missing_model_folder(tmp_path):
     caps = write_captions_csv(tmp_path / "ufo.csv")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with ChatServer(answer=style_stripping_llm) as server:
         base = [sys.executable, "-m", "byg_cli.cli", "make-data", "videos", str(caps), "--llm", server.url,
                 "-o", str(tmp_path / "videos.jsonl"), "--count", "3"]
-        proc = subprocess.run(base + ["--t2v", "/models/wan"], env=env, capture_output=True, text=True)
+        proc = subprocess.run(base + ["--t2v", str(tmp_path / "no-wan")], env=env, capture_output=True, text=True)
     assert proc.returncode == 2
-    assert "error: --t2v /models/wan: the video backbone (Wan2.2 text-to-video) is not available" in proc.stderr
+    assert f"error: --t2v {tmp_path / 'no-wan'}: no such model folder" in proc.stderr
+    assert "Traceback" not in proc.stderr
     assert len(read_jsonl(tmp_path / "videos.prompts.jsonl")) + len(read_jsonl(tmp_path / "videos.prompts.rejects.jsonl")) == 3
 
 

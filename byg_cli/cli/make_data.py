@@ -32,7 +32,18 @@ def make_data_command(
     max_new_tokens: int = typer.Option(1024, "--max-new-tokens", help="Images: answer length limit (tokens)."),
     llm: Optional[str] = typer.Option(None, "--llm", help="Videos: model (folder or URL) that sanitises captions."),
     t2v: Optional[str] = typer.Option(None, "--t2v", help="Videos: the text-to-video model for the clips."),
-    clips: Optional[Path] = typer.Option(None, "--clips", help="Videos: folder of generated clips <id>.mp4 to select."),
+    clips: Optional[Path] = typer.Option(
+        None, "--clips", help="Videos: folder of clips <id>.mp4: where --t2v writes them (default: clips/ next to "
+                              "--out), or, without --t2v, clips generated elsewhere to select."),
+    frames: int = typer.Option(81, "--frames", help="Videos: frames per clip (4k+1)."),
+    height: int = typer.Option(480, "--height", help="Videos: clip height in pixels."),
+    width: int = typer.Option(832, "--width", help="Videos: clip width in pixels."),
+    fps: float = typer.Option(16.0, "--fps", help="Videos: frame rate the clips are written at."),
+    steps: int = typer.Option(40, "--steps", help="Videos: UniPC sampling steps per clip."),
+    guidance: float = typer.Option(4.0, "--guidance", help="Videos: classifier-free guidance (high-noise expert)."),
+    guidance_2: float = typer.Option(3.0, "--guidance-2", help="Videos: guidance of the low-noise expert (A14B)."),
+    negative_prompt: str = typer.Option("", "--negative-prompt", help="Videos: the guidance's negative prompt."),
+    t2v_batch: int = typer.Option(1, "--t2v-batch", help="Videos: clips generated together."),
     keep_list: Optional[Path] = typer.Option(None, "--keep-list", help="Videos: manual 'ID keep|reject' list."),
     clip: Optional[Path] = typer.Option(None, "--clip", help="Videos: open_clip model folder for the style check."),
     clip_threshold: float = typer.Option(0.5, "--clip-threshold", help="Videos: least CLIP probability of the style."),
@@ -58,7 +69,10 @@ def make_data_command(
         from byg_cli.makedata.entry import run_videos
 
         run_videos(extra, out=out, count=count, seed=seed, llm=llm, llm_model=vlm_model, t2v=t2v, clips=clips,
-                   keep_list=keep_list, clip=clip, clip_threshold=clip_threshold, **server)
+                   keep_list=keep_list, clip=clip, clip_threshold=clip_threshold, **server,
+                   clip_settings=dict(frames=frames, height=height, width=width, fps=fps, steps=steps,
+                                      guidance=guidance, guidance_2=guidance_2, negative_prompt=negative_prompt,
+                                      batch_size=t2v_batch))
         return
     if not Path(source).is_dir():
         raise BygError(f"make-data: unknown SOURCE '{source}': not an images folder; accepted sources: an images "

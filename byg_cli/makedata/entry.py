@@ -35,22 +35,38 @@ def run_images(source: str, extra: str | None, *, out: Path, count: int | None, 
 def run_videos(captions: str | None, *, out: Path, count: int | None, seed: int, llm: str | None,
                llm_model: str | None, t2v: str | None, clips: Path | None, keep_list: Path | None,
                clip: Path | None, clip_threshold: float, batch_size: int, concurrency: int, timeout: float,
-               retries: int) -> None:
-    from byg_cli.makedata.video_captions import generate_clips, make_video_prompts, prompts_path
+               retries: int, clip_settings: dict | None = None) -> None:
+    """Captions -> styled prompts (--llm) -> clips (--t2v, into --clips or <out's folder>/clips) -> records
+    (--keep-list and/or --clip). Without --t2v, --clips DIR selects clips generated elsewhere."""
+    from rich.console import Console
+
+    from byg_cli.makedata.video_captions import make_video_prompts, prompts_path
+    from byg_cli.makedata.video_clips import ClipSettings, generate_clips
     from byg_cli.makedata.video_select import select_clips
     from byg_cli.vlm import open_backend
 
     if captions is None:
         raise BygError("videos: give the captions file, e.g. byg make-data videos captions.csv --llm MODEL")
     prompts = prompts_path(out)
-    if clips is not None:  # select already generated clips into records
-        select_clips(prompts, clips, out, keep_list=keep_list, clip_model=clip, threshold=clip_threshold)
+    select = dict(keep_list=keep_list, clip_model=clip, threshold=clip_threshold)
+    if t2v is None and clips is not None:  # select clips generated elsewhere into records
+        select_clips(prompts, clips, out, **select)
         return
     if llm is None:
         raise BygError("videos: --llm MODEL_PATH_OR_URL is needed to sanitise the captions")
+    settings = ClipSettings(seed=seed, **(clip_settings or {}))
+    if t2v is not None:
+        settings.check()  # bad clip options fail before the LLM step
     backend = open_backend(llm, model=llm_model, concurrency=concurrency, timeout=timeout, retries=retries,
                            batch_size=batch_size)
     make_video_prompts(Path(captions), backend, prompts, seed=seed, count=count,
                        chunk=chunk_size(llm, batch_size=batch_size, concurrency=concurrency))
-    if t2v is not None:
-        generate_clips(prompts, t2v, out.parent / "clips")
+    if t2v is None:
+        return
+    clips_dir = clips or out.parent / "clips"
+    generate_clips(prompts, t2v, clips_dir, settings)
+    if keep_list is None and clip is None:
+        Console(stderr=True).print(f"review the clips in {clips_dir}, then run again with --keep-list FILE "
+                                   "and/or --clip MODEL to write the records")
+        return
+    select_clips(prompts, clips_dir, out, **select)

@@ -1,7 +1,7 @@
 """Video captions for styled clips (appendix D.2): sample detailed captions from a VideoUFO-style file, have an
 LLM (text-only) remove every style hint, and wrap each sanitised caption in a template with a randomly chosen
 style, cartoon or photo-realistic. The result is a prompts JSONL, one line per caption, written resumably; the
-clips made from those prompts go through video_select.py."""
+clips are made from those prompts by video_clips.py and kept or rejected by video_select.py."""
 
 from __future__ import annotations
 
@@ -165,11 +165,3 @@ def make_video_prompts(captions_file: Path, backend: ChatBackend, prompts: Path,
                   f"{counts['skipped']} already done")
     return counts
 
-
-def generate_clips(prompts: Path, t2v: str, clips_dir: Path) -> None:
-    """Text-to-video generation of one clip per prompt: needs the Wan video backbone, which this build lacks."""
-    raise BygError(
-        f"--t2v {t2v}: the video backbone (Wan2.2 text-to-video) is not available in this build yet; the styled "
-        f"prompts are in {prompts}. Generate clips named <id>.mp4 from them elsewhere and pass --clips DIR to "
-        "keep/reject them and write the records."
-    )
