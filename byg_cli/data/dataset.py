@@ -90,15 +90,13 @@ class EditDataset(Dataset):
 
 
 class _IndexedStream(IterableDataset):
-    """An endless stream whose item i is `self.item(i)`; iteration starts at `start`."""
+    """An endless stream whose item i is `self.item(i)` (each subclass defines `item`); iteration starts at
+    `start`."""
 
     def __init__(self, seed: int, start: int = 0):
         if seed < 0 or start < 0:
             raise ValueError(f"seed and start must be >= 0, got seed={seed}, start={start}")
         self.seed, self.start = seed, start
-
-    def item(self, index: int) -> dict[str, Any]:
-        raise NotImplementedError
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()
