@@ -235,11 +235,11 @@ class FluxBackbone(torch.nn.Module):
         return bool(getattr(self.transformer, "peft_config", None))
 
     def set_adapter(self, name: str) -> None:
-        if self._active != name:
+        if self._active != name:  # peft makes the adapter it activates trainable: the EMA never is
             self.transformer.set_adapter(name)
             self._active = name
-        for p in self.lora_parameters("ema"):
-            p.requires_grad_(False)
+            for p in self.lora_parameters("ema"):  # (a walk over all modules: only on a switch, not every call)
+                p.requires_grad_(False)
 
     def lora_named_parameters(self, adapter: str) -> list[tuple[str, torch.nn.Parameter]]:
         token = f".{adapter}."
