@@ -310,6 +310,12 @@ class FluxBackbone(torch.nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
+        """The base weights' dtype: what diffusers' `transformer.dtype` says without layerwise casting (which byg
+        does not use), without its walk over every module (milliseconds per velocity call). The first parameter
+        is the time embedding's, a base weight (the LoRA, kept in fp32, comes later)."""
+        for p in self.transformer.parameters():
+            if p.is_floating_point():
+                return p.dtype
         return self.transformer.dtype
 
     # ----------------------------------------------------------------------------------------------- velocity
