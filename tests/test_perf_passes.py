@@ -35,3 +35,16 @@ def test_ema_stays_frozen_across_adapter_switches(model, batch):  # noqa: F811
     model.set_adapter("edit")
     assert all(p.requires_grad for p in model.lora_parameters("edit"))
     assert not any(p.requires_grad for p in model.lora_parameters("ema"))
+
+
+def test_recipe_switches_the_checkpointed_passes_on(tmp_path, tiny_flux, tiny_records):
+    from conftest import write_recipe
+
+    from byg_cli.recipe import load_recipe
+    from byg_cli.train import build_objective_from
+
+    plain = load_recipe(write_recipe(tmp_path / "a.toml", tiny_flux, tiny_records, "byg"))
+    lean = load_recipe(write_recipe(tmp_path / "b.toml", tiny_flux, tiny_records, "byg",
+                                    **{"objective.checkpoint_passes": True}))
+    assert not build_objective_from(plain).cfg.checkpoint_passes
+    assert build_objective_from(lean).cfg.checkpoint_passes
