@@ -7,7 +7,7 @@ decode); diffusers' side is `FluxKontextPipeline.__call__` with the LoRA exporte
 diffusers, byg, ...) and medians compared, so machine drift hits both alike. The images must agree within
 tolerance (max abs difference in 0..255 units, uint8 rounding of the same image).
 
-Run: python benchmarks/edit.py [--threads 2] [--width 256] [--res 64] [--steps 8] [--repeats 5]
+Run: python benchmarks/edit.py [--threads 1] [--width 256] [--res 64] [--steps 8] [--repeats 7] [--device cuda]
 Writes benchmarks/results/edit.json (or --out).
 """
 
@@ -77,10 +77,10 @@ def main(argv=None):
     p.add_argument("--res", type=int, default=64, help="image side (the tiny VAE halves it)")
     p.add_argument("--rank", type=int, default=16)
     p.add_argument("--steps", type=int, default=8, help="sampling steps")
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--tolerance", type=float, default=2.0, help="max abs pixel difference (0..255)")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "edit.json")
     args = p.parse_args(argv)

@@ -14,7 +14,7 @@ Measured in one run, side by side (the machine is shared: only ratios mean anyth
 - the optimisations on and off: `byg` with objective.batch_passes off, and with objective.checkpoint_passes on
   (each gradient pass recomputed in backward, one at a time: the memory-lean step).
 
-Run: python benchmarks/train_step.py [--threads 2] [--width 256] [--res 64] [--batch 2] [--steps 6]
+Run: python benchmarks/train_step.py [--threads 1] [--width 256] [--res 64] [--batch 2] [--steps 3] [--device cuda]
 Writes benchmarks/results/train_step.json (or --out).
 """
 
@@ -271,9 +271,9 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--rank", type=int, default=16)
     p.add_argument("--rollout-steps", type=int, default=10)
-    p.add_argument("--steps", type=int, default=5, help="measured steps per objective (after warm-up)")
+    p.add_argument("--steps", type=int, default=3, help="measured steps per objective (after warm-up)")
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "train_step.json")
     p.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
