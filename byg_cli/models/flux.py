@@ -311,10 +311,11 @@ class FluxBackbone(torch.nn.Module):
     @property
     def dtype(self) -> torch.dtype:
         """The base weights' dtype: what diffusers' `transformer.dtype` says without layerwise casting (which byg
-        does not use), without its walk over every module (milliseconds per velocity call). The first parameter
-        is the time embedding's, a base weight (the LoRA, kept in fp32, comes later)."""
-        for p in self.transformer.parameters():
-            if p.is_floating_point():
+        does not use), without its walk over every module (milliseconds per velocity call): the first floating
+        parameter outside the modules diffusers keeps in fp32 (a base weight; the fp32 LoRA comes later)."""
+        keep = getattr(self.transformer, "_keep_in_fp32_modules", None) or ()
+        for name, p in self.transformer.named_parameters():
+            if p.is_floating_point() and not any(m in name for m in keep):
                 return p.dtype
         return self.transformer.dtype
 
