@@ -126,6 +126,7 @@ class ObjectiveConfig(Section):
     identity_prob: float = Field(0.15, ge=0, le=1)
     rollout_adapter: Literal["ema", "edit"] = "ema"
     batch_passes: bool = True
+    checkpoint_passes: bool = False  # recompute each gradient pass in backward: peak memory of one pass
     ablate: list[str] = Field(default_factory=list)
 
     @field_validator("ablate")

@@ -43,7 +43,8 @@ def build_objective_from(cfg: Recipe, model=None):
     byg = BygConfig(rollout_steps=o.rollout_steps, rollout_shift=o.rollout_shift, lambda_prior=o.lambda_prior,
                     lambda_id=o.lambda_id, lambda_cycle=o.lambda_cycle, alpha=o.alpha,
                     identity_warmup_steps=o.identity_warmup_steps, identity_prob=o.identity_prob,
-                    rollout_adapter=o.rollout_adapter, batch_passes=o.batch_passes, ablate=tuple(o.ablate))
+                    rollout_adapter=o.rollout_adapter, batch_passes=o.batch_passes,
+                    checkpoint_passes=o.checkpoint_passes, ablate=tuple(o.ablate))
     return build_objective(o.name, timesteps, byg)
 
 

@@ -103,6 +103,10 @@ class BygConfig:
     identity_prob: float = 0.15
     rollout_adapter: str = "ema"  # "ema" (G_EMA) or "edit" (current weights under no-grad)
     batch_passes: bool = True  # reverse + identity in one forward of twice the batch; the prior queries in one call
+    # Recompute each gradient pass's activations in backward (torch.utils.checkpoint), reverse and identity as
+    # separate passes: the step then holds one gradient pass's activations at a time (a supervised step's), at
+    # the cost of one more forward per gradient pass.
+    checkpoint_passes: bool = False
     ablate: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self):
@@ -134,6 +138,15 @@ class BygObjective:
         if step < self.cfg.identity_warmup_steps:
             return True
         return not self.off("no_random_identity") and draw < self.cfg.identity_prob
+
+    def gradient_pass(self, model, y, t, cond, source) -> torch.Tensor:
+        """G_edit's velocity with gradient; under `checkpoint_passes` its activations are recomputed in backward."""
+        if not self.cfg.checkpoint_passes:
+            return model.velocity(y, t, cond, source=source, adapter="edit")
+        from torch.utils.checkpoint import checkpoint
+
+        return checkpoint(lambda y_, s_: model.velocity(y_, t, cond, source=s_, adapter="edit"), y, source,
+                          use_reentrant=False)
 
     def __call__(self, batch: dict, model, step: int, generator: torch.Generator):
         cfg = self.cfg
@@ -186,7 +199,7 @@ class BygObjective:
                     v_tgt_rev = model.velocity(x_t, t, c_src, source=None, adapter=None)
 
         # 3. Forward pass: the edit velocity and the one-step prediction y_hat = y~_t - t v_fwd.
-        v_fwd = model.velocity(y_t, t, cond_fwd, source=x, adapter="edit")
+        v_fwd = self.gradient_pass(model, y_t, t, cond_fwd, x)
         y_hat = y_t - _bcast(t, y_t) * v_fwd
 
         # 4. Reverse pass conditioned on the routed clean estimate, and the identity pass: they share x_t and c_bar.
@@ -194,13 +207,13 @@ class BygObjective:
             y_cond = y_hat
         else:
             y_cond = ste_route(y_0, y_hat)
-        if cfg.batch_passes:
+        if cfg.batch_passes and not cfg.checkpoint_passes:
             v_both = model.velocity(torch.cat([x_t, x_t]), t.repeat(2), type(cond_rev).cat([cond_rev, cond_rev]),
                                     source=torch.cat([y_cond, x]), adapter="edit")
             v_rev, v_id = v_both.chunk(2)
         else:
-            v_rev = model.velocity(x_t, t, cond_rev, source=y_cond, adapter="edit")
-            v_id = model.velocity(x_t, t, cond_rev, source=x, adapter="edit")
+            v_rev = self.gradient_pass(model, x_t, t, cond_rev, y_cond)
+            v_id = self.gradient_pass(model, x_t, t, cond_rev, x)
 
         target = eps - x
         l_cycle = flow_loss(v_rev, target)

@@ -235,11 +235,11 @@ class FluxBackbone(torch.nn.Module):
         return bool(getattr(self.transformer, "peft_config", None))
 
     def set_adapter(self, name: str) -> None:
-        if self._active != name:
+        if self._active != name:  # peft makes the adapter it activates trainable: the EMA never is
             self.transformer.set_adapter(name)
             self._active = name
-        for p in self.lora_parameters("ema"):
-            p.requires_grad_(False)
+            for p in self.lora_parameters("ema"):  # (a walk over all modules: only on a switch, not every call)
+                p.requires_grad_(False)
 
     def lora_named_parameters(self, adapter: str) -> list[tuple[str, torch.nn.Parameter]]:
         token = f".{adapter}."
@@ -310,6 +310,13 @@ class FluxBackbone(torch.nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
+        """The base weights' dtype: what diffusers' `transformer.dtype` says without layerwise casting (which byg
+        does not use), without its walk over every module (milliseconds per velocity call): the first floating
+        parameter outside the modules diffusers keeps in fp32 (a base weight; the fp32 LoRA comes later)."""
+        keep = getattr(self.transformer, "_keep_in_fp32_modules", None) or ()
+        for name, p in self.transformer.named_parameters():
+            if p.is_floating_point() and not any(m in name for m in keep):
+                return p.dtype
         return self.transformer.dtype
 
     # ----------------------------------------------------------------------------------------------- velocity
