@@ -8,7 +8,7 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -31,7 +31,6 @@ from byg_cli.visual import save_grid
 @dataclass
 class TrainState:
     step: int = 0
-    history: list[dict] = field(default_factory=list)
 
 
 def build_objective_from(cfg: Recipe, model=None):

@@ -18,9 +18,9 @@ from typing import Any, Iterable, Iterator, Optional
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
+from byg_cli.data.images import load_image, to_tensor
 from byg_cli.data.records import TEXT_FIELDS, read_records
 from byg_cli.data.shapes import DEFAULT_IMAGE_SIZE, caption_for_index, render
 from byg_cli.data.shapes_edits import edit_for_index
@@ -29,26 +29,13 @@ from byg_cli.errors import BygError
 
 def pixels_from_uint8(arr: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 -> (3, H, W) float32 in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).permute(2, 0, 1) / 127.5 - 1.0
+    return to_tensor(arr)
 
 
 def load_pixels(path: Path, size: Optional[int | tuple[int, int]] = None) -> torch.Tensor:
-    """An image file as (3, size, size) in [-1, 1]: centre-cropped to square and resized when `size` differs.
-    A (width, height) size gives a centre crop to that aspect ratio, resized (aspect-ratio buckets)."""
-    try:
-        with Image.open(path) as im:
-            img = im.convert("RGB")
-    except (OSError, ValueError) as err:
-        raise BygError(f"{path}: cannot read image ({err})") from None
-    if isinstance(size, tuple):
-        from byg_cli.data.images import center_crop_resize
-
-        return pixels_from_uint8(np.asarray(center_crop_resize(img, *size)))
-    if size is not None and img.size != (size, size):
-        side = min(img.size)
-        left, top = (img.width - side) // 2, (img.height - side) // 2
-        img = img.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BICUBIC)
-    return pixels_from_uint8(np.asarray(img))
+    """An image file as (3, H, W) in [-1, 1], centre-cropped to the aspect ratio of `size` (an int: square; a
+    (width, height): aspect-ratio buckets) and resized when it differs."""
+    return to_tensor(load_image(path, size))
 
 
 class EditDataset(Dataset):
