@@ -116,6 +116,9 @@ class TimestepConfig(Section):
 class ObjectiveConfig(Section):
     name: Literal["byg", "supervised", "t2i"] = "byg"
     timesteps: TimestepConfig = Field(default_factory=TimestepConfig)
+    loss_weighting: Literal["velocity", "sample"] = Field(
+        "velocity", description="t2i: weigh the flow loss per sample by 1 (velocity error) or t^2 (the clean "
+                                "sample's error, more weight on high-noise times)")
     rollout_steps: int = Field(10, ge=1)
     rollout_shift: float = Field(1.0, gt=0)
     lambda_prior: float = Field(1.0, ge=0)
@@ -126,7 +129,9 @@ class ObjectiveConfig(Section):
     identity_prob: float = Field(0.15, ge=0, le=1)
     rollout_adapter: Literal["ema", "edit"] = "ema"
     batch_passes: bool = True
-    checkpoint_passes: bool = False  # recompute each gradient pass in backward: peak memory of one pass
+    checkpoint_passes: bool = Field(True, description="recompute each gradient pass in backward: the step's "
+                                                     "peak memory is one pass's (about a supervised step's), "
+                                                     "~1.1x the time; false = faster, ~2x the activations")
     ablate: list[str] = Field(default_factory=list)
 
     @field_validator("ablate")
@@ -155,6 +160,8 @@ class TrainConfig(Section):
     betas: tuple[float, float] = (0.9, 0.999)
     max_grad_norm: float = Field(1.0, ge=0, description="0 disables clipping")
     lr_warmup_steps: int = Field(0, ge=0)
+    lr_decay_steps: int = Field(0, ge=0, description="decay the learning rate linearly to zero over the last N "
+                                                       "steps of the run (0: constant after warm-up)")
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     checkpoint_every: int = Field(500, ge=1)
     keep_checkpoints: int = Field(3, ge=1)

@@ -9,6 +9,7 @@ import json
 import math
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Optional
 
@@ -20,7 +21,7 @@ from byg_cli.distributed import full, like, optimizer_state_full, shard_optimize
 from byg_cli.data.sources import build_source, collate
 from byg_cli.engine.ema import ema_update
 from byg_cli.engine.objectives import BygConfig, build_objective
-from byg_cli.engine.schedule import TimestepSampler
+from byg_cli.engine.schedule import TimestepSampler, lr_factor
 from byg_cli.errors import BygError
 from byg_cli.models.registry import load_backbone
 from byg_cli.recipe import Recipe, write_recipe
@@ -44,7 +45,7 @@ def build_objective_from(cfg: Recipe, model=None):
                     identity_warmup_steps=o.identity_warmup_steps, identity_prob=o.identity_prob,
                     rollout_adapter=o.rollout_adapter, batch_passes=o.batch_passes,
                     checkpoint_passes=o.checkpoint_passes, ablate=tuple(o.ablate))
-    return build_objective(o.name, timesteps, byg)
+    return build_objective(o.name, timesteps, byg, weighting=o.loss_weighting)
 
 
 def fingerprint(tensors: list[torch.Tensor]) -> str:
@@ -99,9 +100,8 @@ class Trainer:
             self._outside_ddp = [p for _, p in self.trainable]
         self.optimizer = torch.optim.AdamW([p for _, p in self.trainable], lr=t.lr, betas=tuple(t.betas),
                                            weight_decay=t.weight_decay)
-        warm = t.lr_warmup_steps
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: min(1.0, (s + 1) / warm) if warm else 1.0)
+            self.optimizer, partial(lr_factor, warmup=t.lr_warmup_steps, decay=t.lr_decay_steps, steps=t.steps))
         self.objective = build_objective_from(cfg, self.model)
         self.source = build_source(cfg.data, cfg.run.seed, t.batch_size)
         # The same stream on every process: draws are made for the global batch (byg_cli.engine.draws), so the

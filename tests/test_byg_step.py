@@ -45,7 +45,7 @@ def batch(tiny_records):
 
 
 def run_step(model, batch, seed=0, **cfg):
-    cfg = {"rollout_steps": 3, "identity_warmup_steps": 0, "identity_prob": 0.0, **cfg}
+    cfg = {"rollout_steps": 3, "identity_warmup_steps": 0, "identity_prob": 0.0, "checkpoint_passes": False, **cfg}
     objective = BygObjective(TimestepSampler(), BygConfig(**cfg))
     objective.trace = {}
     rec = Recorder(model)

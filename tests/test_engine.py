@@ -1,12 +1,13 @@
 """Unit tests of the engine's maths on plain tensors."""
 
+import pytest
 import torch
 
 from byg_cli.engine.ema import ema_update
-from byg_cli.engine.losses import directional_loss, prior_loss
+from byg_cli.engine.losses import directional_loss, flow_loss, flow_weight, prior_loss
 from byg_cli.engine.rollout import bootstrap
 from byg_cli.engine.routing import ste_route
-from byg_cli.engine.schedule import TimestepSampler, rollout_grid, sigma_grid, time_shift
+from byg_cli.engine.schedule import TimestepSampler, lr_factor, rollout_grid, sigma_grid, time_shift
 
 
 def test_ste_route_value_is_clean_and_gradient_reaches_only_the_one_step_tensor():
@@ -105,3 +106,25 @@ def test_ema_update_moves_toward_the_parameters():
     ema, params = [torch.zeros(3)], [torch.ones(3)]
     ema_update(ema, params, decay=0.9)
     assert torch.allclose(ema[0], torch.full((3,), 0.1))
+
+
+def test_lr_factor_warms_up_holds_then_decays_linearly_to_zero():
+    f = [lr_factor(s, warmup=4, decay=10, steps=30) for s in range(30)]
+    assert f[:4] == [0.25, 0.5, 0.75, 1.0]
+    assert all(x == 1.0 for x in f[4:20])
+    assert f[20:] == pytest.approx([(30 - s) / 10 for s in range(20, 30)])
+    assert lr_factor(40, decay=10, steps=30) == 0.0  # past the end (a run extended without a new schedule)
+    assert [lr_factor(s) for s in (0, 5, 1000)] == [1.0, 1.0, 1.0]
+
+
+def test_sample_weighting_turns_the_velocity_error_into_the_clean_sample_error():
+    g = torch.Generator().manual_seed(0)
+    x, eps, v_hat = (torch.randn(4, 3, 8, 8, generator=g) for _ in range(3))
+    t = torch.tensor([0.1, 0.4, 0.8, 1.0])
+    y_t = (1 - t.view(-1, 1, 1, 1)) * x + t.view(-1, 1, 1, 1) * eps
+    x_hat = y_t - t.view(-1, 1, 1, 1) * v_hat
+    weighted = flow_weight(t, "sample") * flow_loss(v_hat, eps - x)
+    torch.testing.assert_close(weighted, flow_loss(x_hat, x))
+    assert torch.equal(flow_weight(t, "velocity"), torch.ones(4))
+    with pytest.raises(ValueError, match="weighting"):
+        flow_weight(t, "eps")

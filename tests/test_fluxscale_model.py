@@ -32,7 +32,8 @@ def batch(tiny_records):
 
 
 def byg_step(model, batch):
-    objective = BygObjective(TimestepSampler(), BygConfig(rollout_steps=2, identity_warmup_steps=0, identity_prob=0))
+    objective = BygObjective(TimestepSampler(), BygConfig(rollout_steps=2, identity_warmup_steps=0, identity_prob=0,
+                                                          checkpoint_passes=False))  # the plain step: 1 call per pass
     return objective(batch, model, step=5, generator=torch.Generator().manual_seed(0))[0]
 
 

@@ -37,14 +37,14 @@ def test_ema_stays_frozen_across_adapter_switches(model, batch):  # noqa: F811
     assert not any(p.requires_grad for p in model.lora_parameters("ema"))
 
 
-def test_recipe_switches_the_checkpointed_passes_on(tmp_path, tiny_flux, tiny_records):
+def test_checkpointed_passes_are_the_default_and_a_recipe_turns_them_off(tmp_path, tiny_flux, tiny_records):
     from conftest import write_recipe
 
     from byg_cli.recipe import load_recipe
     from byg_cli.train import build_objective_from
 
-    plain = load_recipe(write_recipe(tmp_path / "a.toml", tiny_flux, tiny_records, "byg"))
-    lean = load_recipe(write_recipe(tmp_path / "b.toml", tiny_flux, tiny_records, "byg",
-                                    **{"objective.checkpoint_passes": True}))
-    assert not build_objective_from(plain).cfg.checkpoint_passes
-    assert build_objective_from(lean).cfg.checkpoint_passes
+    default = load_recipe(write_recipe(tmp_path / "a.toml", tiny_flux, tiny_records, "byg"))
+    fast = load_recipe(write_recipe(tmp_path / "b.toml", tiny_flux, tiny_records, "byg",
+                                    **{"objective.checkpoint_passes": False}))
+    assert build_objective_from(default).cfg.checkpoint_passes  # memory-lean by default
+    assert not build_objective_from(fast).cfg.checkpoint_passes

@@ -14,6 +14,17 @@ def flow_loss(v: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (_flat(v) - _flat(target)).pow(2).mean(dim=1)
 
 
+def flow_weight(t: torch.Tensor, weighting: str = "velocity") -> torch.Tensor:
+    """Per-sample weight of the flow loss at time t. "velocity": 1 (the error of v, as FLUX trains);
+    "sample": t^2, which makes t^2 ||v - (eps - x)||^2 = ||x_hat - x||^2, the error of the clean sample
+    x_hat = y_t - t v: high-noise times, where the layout is decided, weigh as much as the last details."""
+    if weighting == "velocity":
+        return torch.ones_like(t)
+    if weighting == "sample":
+        return t.pow(2)
+    raise ValueError(f"unknown flow loss weighting {weighting!r} (velocity or sample)")
+
+
 def directional_loss(v: torch.Tensor, v_src: torch.Tensor, v_tgt: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """1 - cos(v - v_src, v_tgt - v_src) per sample (Eq. 2): aligns the edit direction, not its size."""
     a = _flat(v) - _flat(v_src)

@@ -73,3 +73,12 @@ def rollout_grid(steps: int, t: torch.Tensor, shift: float = 1.0) -> tuple[torch
     grid, order = torch.sort(nodes, dim=1, descending=True, stable=True)
     index = (order == steps + 1).float().argmax(dim=1)
     return grid, index
+
+
+def lr_factor(step: int, warmup: int = 0, decay: int = 0, steps: int = 0) -> float:
+    """Learning-rate multiplier at optimizer step `step` (0-based): linear warm-up over the first `warmup` steps,
+    constant, then a linear decay to zero over the last `decay` of `steps` steps (the last step keeps 1/decay)."""
+    factor = min(1.0, (step + 1) / warmup) if warmup else 1.0
+    if decay:
+        factor = min(factor, max(0.0, (steps - step) / decay))
+    return factor

@@ -332,8 +332,8 @@ class WanBackbone(FluxBackbone):
             for expert in self.adapted_experts:
                 getattr(self, expert).set_adapter(name)
             self._active = name
-        for p in self.lora_parameters("ema"):
-            p.requires_grad_(False)
+            for p in self.lora_parameters("ema"):  # peft makes what it activates trainable: the EMA never is
+                p.requires_grad_(False)           # (a walk over all modules: only on a switch, not every call)
 
     def lora_named_parameters(self, adapter: str) -> list[tuple[str, torch.nn.Parameter]]:
         token = f".{adapter}."
