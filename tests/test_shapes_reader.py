@@ -3,7 +3,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from byg_cli.data.dataset import pixels_from_uint8
+from byg_cli.data.images import to_tensor
 from byg_cli.data.shapes import Attributes, render, sample_attributes, shape_mask, silhouette_mask
 from byg_cli.data.shapes_reader import attributes_match, clean_render_iou, mask_iou, read, read_attributes, rerender_masks
 
@@ -24,8 +24,8 @@ def test_reader_is_exact_on_2000_clean_renders():
 
 def test_reader_takes_float_tensors_in_the_model_range():
     attrs = Attributes("triangle", "cyan", "black", "outlined", 15.5, 14.5, 17)
-    assert read_attributes(pixels_from_uint8(render(attrs))) == attrs
-    assert read_attributes(pixels_from_uint8(render(attrs)).numpy()) == attrs
+    assert read_attributes(to_tensor(render(attrs))) == attrs
+    assert read_attributes(to_tensor(render(attrs)).numpy()) == attrs
     with pytest.raises(ValueError, match="3 dimensions"):
         read(torch.zeros(1, 3, 32, 32))
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
@@ -25,11 +24,6 @@ from byg_cli.data.records import TEXT_FIELDS, read_records
 from byg_cli.data.shapes import DEFAULT_IMAGE_SIZE, caption_for_index, render
 from byg_cli.data.shapes_edits import edit_for_index
 from byg_cli.errors import BygError
-
-
-def pixels_from_uint8(arr: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (3, H, W) float32 in [-1, 1]."""
-    return to_tensor(arr)
 
 
 def load_pixels(path: Path, size: Optional[int | tuple[int, int]] = None) -> torch.Tensor:
@@ -113,8 +107,8 @@ class ShapesEditStream(_IndexedStream):
         edit = edit_for_index(self.seed, index, self.edit_types, self.split, self.size)
         return {
             "index": index,
-            "pixels": pixels_from_uint8(render(edit.source, self.size)),
-            "target_pixels": pixels_from_uint8(render(edit.target, self.size)),
+            "pixels": to_tensor(render(edit.source, self.size)),
+            "target_pixels": to_tensor(render(edit.target, self.size)),
             "src_caption": edit.src_caption,
             "instruction": edit.instruction,
             "tgt_caption": edit.tgt_caption,
@@ -137,4 +131,4 @@ class ShapesCaptionStream(_IndexedStream):
 
     def item(self, index: int) -> dict[str, Any]:
         attrs, text = caption_for_index(self.seed, index, self.size, self.empty_fraction)
-        return {"index": index, "pixels": pixels_from_uint8(render(attrs, self.size)), "caption": text}
+        return {"index": index, "pixels": to_tensor(render(attrs, self.size)), "caption": text}

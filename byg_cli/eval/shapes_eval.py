@@ -10,8 +10,7 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from byg_cli.data.dataset import pixels_from_uint8
-from byg_cli.data.images import to_pil
+from byg_cli.data.images import to_pil, to_tensor
 from byg_cli.data.shapes import DEFAULT_IMAGE_SIZE, caption_for_index, render
 from byg_cli.data.shapes_edits import evaluation_edits
 from byg_cli.eval.shapes_metrics import write_edit_report, write_t2i_report
@@ -32,7 +31,7 @@ def _in_batches(n: int, batch: int) -> Iterable[slice]:
 def sample_base(model, captions: Sequence[str], image_size: int, steps: int, seed: int, batch: int = 50,
                 on_batch: Optional[Callable[[int], None]] = None) -> list:
     """Generate one image per caption with the frozen base (no adapter), in batches; returns PIL images."""
-    latent_shape = tuple(model.encode(pixels_from_uint8(np.zeros((image_size, image_size, 3), np.uint8))[None])
+    latent_shape = tuple(model.encode(to_tensor(np.zeros((image_size, image_size, 3), np.uint8))[None])
                          .shape[1:])
     images = []
     for k, part in enumerate(_in_batches(len(captions), batch)):
@@ -67,7 +66,7 @@ def evaluate_edits(editor, out_dir: Path, per_type: int = 50, steps: int = 20, s
     with _progress(quiet) as progress:
         task = progress.add_task("editing", total=len(edits))
         for k, part in enumerate(_in_batches(len(edits), batch)):
-            pixels = torch.stack([pixels_from_uint8(s) for s in sources[part]])
+            pixels = torch.stack([to_tensor(s) for s in sources[part]])
             out = edit_pixels(editor.model, pixels, [e.instruction for e in edits[part]], steps, seed=seed + k,
                               adapter=editor.weights)
             outputs += [to_pil(x) for x in out]

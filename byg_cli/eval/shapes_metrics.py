@@ -26,10 +26,9 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from scipy import ndimage
 
-from byg_cli.visual import save_grid
-
 from byg_cli.data.shapes import Attributes, silhouette_mask
 from byg_cli.data.shapes_reader import Reading, clean_render_iou, mask_iou, read, to_uint8_image
+from byg_cli.visual import save_grid
 
 T2I_ATTRIBUTES = ("background", "color", "shape", "style")
 CORE_EDIT_TYPES = ("color", "background", "shape", "style")
