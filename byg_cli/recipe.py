@@ -119,6 +119,10 @@ class ObjectiveConfig(Section):
     loss_weighting: Literal["velocity", "sample"] = Field(
         "velocity", description="t2i: weigh the flow loss per sample by 1 (velocity error) or t^2 (the clean "
                                 "sample's error, more weight on high-noise times)")
+    target: Literal["sample", "posterior"] = Field(
+        "sample", description="t2i: regress onto each sample's eps - y ('sample', plain flow matching) or onto "
+                              "the exact E[eps - y | y_t] ('posterior': data.kind = 'shapes_t2i' only, whose "
+                              "images per caption can be enumerated)")
     rollout_steps: int = Field(10, ge=1)
     rollout_shift: float = Field(1.0, gt=0)
     lambda_prior: float = Field(1.0, ge=0)
@@ -299,13 +303,24 @@ def apply_override(tree: dict, parts: list[str], value: Any) -> None:
 
 def recipe_from_dict(tree: dict, origin: str = "recipe") -> Recipe:
     try:
-        return Recipe.model_validate(tree)
+        recipe = Recipe.model_validate(tree)
     except ValidationError as exc:
         errors = exc.errors()
         message = _format_error(errors[0], origin)
         if len(errors) > 1:
             message += f" (and {len(errors) - 1} more problem(s))"
         raise BygError(message) from None
+    _check_combinations(recipe, origin)
+    return recipe
+
+
+def _check_combinations(recipe: Recipe, origin: str) -> None:
+    """Keys that are valid alone but not together."""
+    o = recipe.objective
+    if o.target == "posterior" and (o.name != "t2i" or recipe.data.kind != "shapes_t2i"):
+        raise BygError(f"{origin}: objective.target = 'posterior' needs objective.name = 't2i' and data.kind = "
+                       f"'shapes_t2i' (got '{o.name}' and '{recipe.data.kind}'): only the shapes world's "
+                       "captions have an enumerable set of images")
 
 
 def load_recipe(path: Path, overrides: list[str] | tuple[str, ...] = (), check_paths: bool = True) -> Recipe:

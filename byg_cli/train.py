@@ -45,7 +45,16 @@ def build_objective_from(cfg: Recipe, model=None):
                     identity_warmup_steps=o.identity_warmup_steps, identity_prob=o.identity_prob,
                     rollout_adapter=o.rollout_adapter, batch_passes=o.batch_passes,
                     checkpoint_passes=o.checkpoint_passes, ablate=tuple(o.ablate))
-    return build_objective(o.name, timesteps, byg, weighting=o.loss_weighting)
+    posterior = None
+    if o.target == "posterior":
+        from byg_cli.data.shapes_posterior import ShapesPosterior
+        from byg_cli.models.codecs import PixelCodec
+
+        if model is not None and not isinstance(getattr(model, "codec", None), PixelCodec):
+            raise BygError("objective.target = 'posterior' needs a model with the exact pixel codec "
+                           "(model.create.pixel_patch > 0): a VAE's latent noise is not pixel noise")
+        posterior = ShapesPosterior(cfg.data.resolution)
+    return build_objective(o.name, timesteps, byg, weighting=o.loss_weighting, posterior=posterior)
 
 
 def fingerprint(tensors: list[torch.Tensor]) -> str:

@@ -131,4 +131,5 @@ class ShapesCaptionStream(_IndexedStream):
 
     def item(self, index: int) -> dict[str, Any]:
         attrs, text = caption_for_index(self.seed, index, self.size, self.empty_fraction)
-        return {"index": index, "pixels": to_tensor(render(attrs, self.size)), "caption": text}
+        return {"index": index, "pixels": to_tensor(render(attrs, self.size)), "caption": text,
+                "attributes": attrs.to_json()}

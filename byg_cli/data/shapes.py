@@ -94,12 +94,19 @@ def outline_thickness(image_size: int = DEFAULT_IMAGE_SIZE) -> int:
     return max(2, round(2 * image_size / 32))
 
 
+def corner_range(size: int, image_size: int = DEFAULT_IMAGE_SIZE) -> range:
+    """Where a shape's bounding box may start (px, each axis): whole pixels, a plain border all round."""
+    margin = max(1, round(_MARGIN_FRAC * image_size))
+    return range(margin, image_size - margin - size + 1)
+
+
 def sample_geometry(rng: np.random.Generator, image_size: int = DEFAULT_IMAGE_SIZE) -> tuple[float, float, int]:
-    """Random (cx, cy, size) with the bounding box on whole pixels and a plain border all round."""
+    """Random (cx, cy, size): the size uniform in `size_range`, then each corner coordinate uniform in
+    `corner_range`."""
     lo, hi = size_range(image_size)
     size = int(rng.integers(lo, hi + 1))
-    margin = max(1, round(_MARGIN_FRAC * image_size))
-    x0, y0 = (int(v) for v in rng.integers(margin, image_size - margin - size + 1, size=2))
+    corners = corner_range(size, image_size)
+    x0, y0 = (int(v) for v in rng.integers(corners.start, corners.stop, size=2))
     return x0 + size / 2, y0 + size / 2, size
 
 

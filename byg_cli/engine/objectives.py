@@ -14,6 +14,7 @@ import torch
 
 from byg_cli.engine.draws import draw_noise, draw_timesteps
 from byg_cli.engine.losses import flow_loss, flow_weight, prior_loss
+from byg_cli.engine.posterior import posterior_velocity
 from byg_cli.engine.rollout import bootstrap
 from byg_cli.engine.routing import ste_route
 from byg_cli.engine.schedule import TimestepSampler, rollout_grid
@@ -53,22 +54,39 @@ def _mean_logs(**terms: torch.Tensor) -> dict[str, float]:
 
 
 class T2IObjective:
-    """Plain flow matching of the text-to-image model (used to pretrain the shapes world's base)."""
+    """Flow matching of the text-to-image model (used to pretrain the shapes world's base).
+
+    `posterior`, when given, is the data's exact denoiser (pixels): posterior(x_t, t, attributes) = E[x | x_t]
+    for the batch's "attributes". The regression target is then E[eps - y | y_t] instead of one sample's eps - y:
+    the same minimiser, without the target's variance (byg_cli.engine.posterior). It needs the exact pixel codec
+    (latents a rearrangement of pixels), so that pixel and latent noise are the same noise."""
 
     name = "t2i"
 
-    def __init__(self, timesteps: TimestepSampler, weighting: str = "velocity"):
+    def __init__(self, timesteps: TimestepSampler, weighting: str = "velocity", posterior=None):
         self.timesteps = timesteps
         self.weighting = weighting
+        self.posterior = posterior
 
     def __call__(self, batch: dict, model, step: int, generator: torch.Generator):
         y = _latents(batch, "pixels", model)
         cond = model.encode_text(_captions(batch, "caption"))
         t = draw_timesteps(self.timesteps, batch, y.shape[0], generator).to(y.device)
         eps = draw_noise(tuple(y.shape), batch, generator).to(y)
-        v = model.velocity(noised(y, eps, t), t, cond, source=None, adapter=None)
-        loss = (flow_weight(t, self.weighting).to(v) * flow_loss(v, eps - y)).mean()
+        y_t = noised(y, eps, t)
+        target = eps - y if self.posterior is None else self._posterior_target(batch, model, y, y_t, eps, t)
+        v = model.velocity(y_t, t, cond, source=None, adapter=None)
+        loss = (flow_weight(t, self.weighting).to(v) * flow_loss(v, target)).mean()
         return loss, {"loss": float(loss.detach()), "flow": float(loss.detach())}
+
+    def _posterior_target(self, batch, model, y, y_t, eps, t):
+        if batch.get("attributes") is None:
+            raise KeyError("objective.target = 'posterior' needs the data's attributes: the batch has none")
+        codec = model.codec
+        with torch.no_grad():
+            x_t = codec.decode(y_t.float())  # the exact pixel codec: no clamp, no rounding
+            y_mean = codec.encode(self.posterior(x_t, t.float().cpu(), batch["attributes"])).to(y)
+        return posterior_velocity(y_t, y, y_mean, eps, t)
 
 
 class SupervisedObjective:
@@ -242,11 +260,11 @@ class BygObjective:
 
 
 def build_objective(name: str, timesteps: TimestepSampler, byg: BygConfig | None = None,
-                    weighting: str = "velocity"):
+                    weighting: str = "velocity", posterior=None):
     if name == "byg":
         return BygObjective(timesteps, byg)
     if name == "supervised":
         return SupervisedObjective(timesteps)
     if name == "t2i":
-        return T2IObjective(timesteps, weighting)
+        return T2IObjective(timesteps, weighting, posterior)
     raise ValueError(f"unknown objective {name!r}; valid: byg, supervised, t2i")
