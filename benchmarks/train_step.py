@@ -11,8 +11,8 @@ Measured in one run, side by side (the machine is shared: only ratios mean anyth
   resident size after importing torch, diffusers, transformers and peft (so the interpreter and libraries are left out, the model is counted).
   The part above the model-loaded baseline (activations, gradients, optimizer state) is printed too;
 - the rollout forward under torch.inference_mode against torch.no_grad;
-- the optimisations on and off: `byg` is the default step (objective.checkpoint_passes on: each gradient pass
-  recomputed in backward, one at a time, the memory-lean step); `byg plain` turns it off (faster, the passes'
+- the optimisations on and off: `byg` is the default step (objective.checkpoint_passes on: the forward and
+  reverse passes recomputed in backward, one pass's activations at a time, the memory-lean step); `byg plain` turns it off (faster, the passes'
   activations held together), and `byg plain` with objective.batch_passes off too.
 
 Run: python benchmarks/train_step.py [--threads 1] [--width 256] [--res 64] [--batch 2] [--steps 3] [--device cuda]

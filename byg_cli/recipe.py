@@ -133,9 +133,10 @@ class ObjectiveConfig(Section):
     identity_prob: float = Field(0.15, ge=0, le=1)
     rollout_adapter: Literal["ema", "edit"] = "ema"
     batch_passes: bool = True
-    checkpoint_passes: bool = Field(True, description="recompute each gradient pass in backward: the step's "
-                                                     "peak memory is one pass's (about a supervised step's), "
-                                                     "~1.1x the time; false = faster, ~2x the activations")
+    checkpoint_passes: bool = Field(True, description="recompute the forward and reverse passes in backward: the "
+                                                     "step's peak memory is one pass's (about a supervised "
+                                                     "step's), ~1.1x the time; false = faster, ~2x the "
+                                                     "activations")
     ablate: list[str] = Field(default_factory=list)
 
     @field_validator("ablate")

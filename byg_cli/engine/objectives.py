@@ -122,9 +122,9 @@ class BygConfig:
     identity_prob: float = 0.15
     rollout_adapter: str = "ema"  # "ema" (G_EMA) or "edit" (current weights under no-grad)
     batch_passes: bool = True  # reverse + identity in one forward of twice the batch; the prior queries in one call
-    # Recompute each gradient pass's activations in backward (torch.utils.checkpoint), reverse and identity as
-    # separate passes: the step then holds one gradient pass's activations at a time (a supervised step's), at
-    # the cost of one more forward per gradient pass (~1.1x the step time). On by default: at FLUX / Wan scale
+    # Recompute the forward and reverse passes' activations in backward (torch.utils.checkpoint), reverse and
+    # identity as separate passes: the step then holds one gradient pass's activations at a time (a supervised
+    # step's), at the cost of two more forwards (~1.1x the step time). On by default: at FLUX / Wan scale
     # activations, not the LoRA, decide whether a step fits; the CPU shapes recipes turn it off for speed.
     checkpoint_passes: bool = True
     ablate: tuple[str, ...] = field(default_factory=tuple)
@@ -159,9 +159,10 @@ class BygObjective:
             return True
         return not self.off("no_random_identity") and draw < self.cfg.identity_prob
 
-    def gradient_pass(self, model, y, t, cond, source) -> torch.Tensor:
-        """G_edit's velocity with gradient; under `checkpoint_passes` its activations are recomputed in backward."""
-        if not self.cfg.checkpoint_passes:
+    def gradient_pass(self, model, y, t, cond, source, recompute: bool = True) -> torch.Tensor:
+        """G_edit's velocity with gradient; under `checkpoint_passes` (and `recompute`) its activations are
+        recomputed in backward."""
+        if not (self.cfg.checkpoint_passes and recompute):
             return model.velocity(y, t, cond, source=source, adapter="edit")
         from torch.utils.checkpoint import checkpoint
 
@@ -233,7 +234,9 @@ class BygObjective:
             v_rev, v_id = v_both.chunk(2)
         else:
             v_rev = self.gradient_pass(model, x_t, t, cond_rev, y_cond)
-            v_id = self.gradient_pass(model, x_t, t, cond_rev, x)
+            # The identity pass runs last, so backward reaches its nodes first and frees its activations before it
+            # recomputes the other two: keeping them costs no extra peak memory, recomputing them would cost time.
+            v_id = self.gradient_pass(model, x_t, t, cond_rev, x, recompute=False)
 
         target = eps - x
         l_cycle = flow_loss(v_rev, target)
