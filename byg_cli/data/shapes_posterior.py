@@ -16,11 +16,13 @@ import torch
 
 from byg_cli.data.shapes import (DEFAULT_IMAGE_SIZE, PALETTE, SHAPES, STYLES, Attributes, corner_range, shape_mask,
                                  size_range)
+from byg_cli.data.images import to_tensor
 from byg_cli.engine.posterior import two_colour_posterior_mean
 
 
 def _colour(name: str) -> torch.Tensor:
-    return torch.tensor(PALETTE[name], dtype=torch.float64) / 127.5 - 1.0  # data.images.to_tensor's units
+    """A palette colour in the training pixels' units, (3,)."""
+    return to_tensor(np.full((1, 1, 3), PALETTE[name], dtype=np.uint8))[:, 0, 0].double()
 
 
 class ShapesPosterior:
