@@ -85,7 +85,8 @@ class T2IObjective:
         codec = model.codec
         with torch.no_grad():
             x_t = codec.decode(y_t.float())  # the exact pixel codec: no clamp, no rounding
-            y_mean = codec.encode(self.posterior(x_t, t.float().cpu(), batch["attributes"])).to(y)
+            # on the CPU, where the posterior keeps its masks (a GPU run would otherwise meet them on another device)
+            y_mean = codec.encode(self.posterior(x_t.cpu(), t.float().cpu(), batch["attributes"])).to(y)
         return posterior_velocity(y_t, y, y_mean, eps, t)
 
 
