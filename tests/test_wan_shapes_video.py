@@ -11,7 +11,9 @@ from byg_cli.data.shapes_video import (MOTIONS, ShapeClip, ShapesVideoEditStream
                                        style_edit_for_index, write_shapes_video_dataset)
 from byg_cli.data.sources import build_source
 from byg_cli.data.video import VideoEditDataset, from_video_tensor, read_video
-from byg_cli.eval.shapes_video_metrics import flicker, score_video_edit, summarize_video_edits
+from byg_cli.eval.shapes_metrics import score_t2i
+from byg_cli.eval.shapes_video_metrics import (flicker, moves_as_captioned, score_video_edit, summarize_video_base,
+                                             summarize_video_edits)
 from byg_cli.recipe import DataConfig
 
 
@@ -95,6 +97,30 @@ def test_flicker_measures_background_changes_between_frames():
     assert summary["success_per_frame"] == 1.0 and summary["centre_error_px"] == 0.0
 
 
+def test_base_scores_true_clips_as_steady_and_moving_and_catch_reversal_and_a_lost_frame():
+    clips = [sample_clip(np.random.default_rng(i), 5) for i in range(4)]
+    frames = [render_clip(c) for c in clips]
+    requested = [c.at(k) for c in clips for k in range(5)]
+
+    def summary(videos):
+        return summarize_video_base(score_t2i([f for v in videos for f in v], requested), clips)
+
+    exact = summary(frames)
+    assert exact["steady"] == 1.0 and exact["moves_as_captioned"] == 1.0
+    assert exact["per_frame"]["shape"] == 1.0 and exact["per_frame"]["crisp"] == 1.0
+    reversed_first = summary([frames[0][::-1], *frames[1:]])  # same frames, played backwards: moves the other way
+    assert reversed_first["per_clip"][0] == {"steady": True, "moves": False}
+    lost = [f.copy() for f in frames]
+    lost[1][2] = lost[1][0, 0]  # frame 2 of clip 1: background only
+    scored = summary(lost)
+    assert scored["per_clip"][1] == {"steady": False, "moves": False} and scored["per_clip"][2]["moves"]
+    assert moves_as_captioned([(10.0, 10.0), (11.0, 10.4), (12.0, 10.8)], "right")  # drift 0.4 px a frame: allowed
+    assert not moves_as_captioned([(10.0, 10.0), (11.0, 11.0), (12.0, 12.0)], "right")  # diagonal: too much drift
+    assert not moves_as_captioned([(10.0, 10.0), (10.2, 10.0)], "right")  # too slow
+    with pytest.raises(ValueError, match="frames"):
+        summarize_video_base(score_t2i(frames[0], requested[:5]), clips)
+
+
 def test_frame_count_mismatch_is_an_error():
     edit = _edit()
     with pytest.raises(ValueError, match="5 frames"):
@@ -132,6 +158,17 @@ def test_pretrain_then_byg_then_score_on_the_video_shapes_world(tmp_path):
         f"model.path='{tmp_path / 'init'}'", f"run.dir='{tmp_path / 't2v'}'", *tiny]), quiet=True)
     assert (base / "model" / "pixel_codec").is_dir() and (base / "model" / "text_encoder").is_dir()
     assert (base / "samples" / "step-0000002.png").is_file()
+    from typer.testing import CliRunner
+
+    from byg_cli.cli import app
+
+    result = CliRunner().invoke(app, ["eval", "shapes-video-base", "--model", str(base / "model"), "--count", "2",
+                                      "--frames", "5", "--size", "16", "--steps", "2"])
+    assert result.exit_code == 0, result.output
+    assert "moves as captioned" in result.output
+    report = json.loads((base / "eval" / "shapes_video_t2v.json").read_text())
+    assert report["clips"] == 2 and report["frames"] == 10 and len(report["frame_readings"]) == 10
+    assert (base / "eval" / "shapes_video_t2v_grid.png").is_file()
     run = train(load_recipe("recipes/shapes_video.toml", [
         f"model.path='{base / 'model'}'", f"run.dir='{tmp_path / 'byg'}'", "objective.rollout_steps=2",
         "objective.identity_warmup_steps=1", *[t for t in tiny if not t.startswith("model.create")]]), quiet=True)
@@ -140,10 +177,6 @@ def test_pretrain_then_byg_then_score_on_the_video_shapes_world(tmp_path):
     for key in ("success_per_frame", "preservation_per_frame", "pixel_agreement", "shape_lost_fraction"):
         assert 0.0 <= summary[key] <= 1.0
     assert summary["flicker"] >= 0.0
-    from typer.testing import CliRunner
-
-    from byg_cli.cli import app
-
     result = CliRunner().invoke(app, ["eval", "shapes-video", "--run", str(run), "--count", "2", "--steps", "2"])
     assert result.exit_code == 0, result.output
     assert "success / frame" in result.output

@@ -126,6 +126,14 @@ def style_edit_for_index(seed: int, index: int, frames: int, image_size: int = D
         reverse_instruction=instruction(target.start, source.start, "style", rng, split), phrasing_split=split)
 
 
+def caption_clip_for_index(seed: int, index: int, frames: int,
+                           image_size: int = DEFAULT_IMAGE_SIZE) -> tuple[ShapeClip, str]:
+    """Text-to-video sample number `index` of the stream fixed by `seed`: a clip (either style) and its caption."""
+    rng = np.random.default_rng([seed, index])
+    clip = sample_clip(rng, frames, image_size, style=STYLE_PAIR[int(rng.integers(2))])
+    return clip, clip_caption(clip, rng)
+
+
 def write_shapes_video_dataset(out_dir: Path, count: int, frames: int, image_size: int = DEFAULT_IMAGE_SIZE,
                                fps: float = 8.0, seed: int = 0, split: str = "train") -> Path:
     """Video edit records (the "video" key) with lossless clips and their ground-truth targets
@@ -182,7 +190,5 @@ class ShapesVideoCaptionStream:
     def item(self, index: int) -> dict[str, Any]:
         from byg_cli.data.video import to_video_tensor
 
-        rng = np.random.default_rng([self.seed, index])
-        clip = sample_clip(rng, self.frames, self.size, style=STYLE_PAIR[int(rng.integers(2))])
-        return {"index": index, "pixels": to_video_tensor(render_clip(clip, self.size)),
-                "caption": clip_caption(clip, rng)}
+        clip, text = caption_clip_for_index(self.seed, index, self.frames, self.size)
+        return {"index": index, "pixels": to_video_tensor(render_clip(clip, self.size)), "caption": text}

@@ -23,7 +23,7 @@ from scipy import ndimage
 
 from byg_cli.data.shapes import silhouette_mask
 from byg_cli.data.shapes_reader import to_uint8_image
-from byg_cli.data.shapes_video import ShapeClip
+from byg_cli.data.shapes_video import MOTIONS, ShapeClip
 from byg_cli.eval.shapes_metrics import score_edit
 
 
@@ -103,3 +103,39 @@ def summarize_video_edits(scores: Sequence[VideoEditScore]) -> dict[str, Any]:
         "shape_lost_fraction": 1.0 - len(found) / len(frames) if frames else 0.0,
         "flicker": float(np.mean([s.flicker for s in scores])),
     }
+
+
+# ------------------------------------------------------------------------------------------ the text-to-video base
+
+
+def moves_as_captioned(centres: Sequence[Optional[tuple[float, float]]], direction: str, min_step: float = 0.5,
+                       max_drift: float = 0.5) -> bool:
+    """Whether a generated clip's read-back centres (None: no shape in that frame) travel the caption's way: a
+    mean step of at least `min_step` px per frame along the direction, and at most `max_drift` px per frame
+    across it. A frame without a shape fails the clip."""
+    if len(centres) < 2 or any(c is None for c in centres):
+        return False
+    steps = np.diff(np.asarray(centres, dtype=np.float64), axis=0)
+    along = np.asarray(MOTIONS[direction], dtype=np.float64)
+    across = np.array([-along[1], along[0]])
+    return float((steps @ along).mean()) >= min_step and abs(float((steps @ across).mean())) <= max_drift
+
+
+def summarize_video_base(per_frame: dict[str, Any], clips: Sequence[ShapeClip]) -> dict[str, Any]:
+    """Clip-level scores of a text-to-video base from `score_t2i` over all frames (clip after clip, in order):
+    per-frame accuracy (as read by `score_t2i`), `steady` (shape, colour, style and background read the same in
+    every frame) and `moves` (`moves_as_captioned`)."""
+    samples = per_frame["samples"]
+    if not clips or len(samples) % len(clips):
+        raise ValueError(f"{len(samples)} frames do not split into {len(clips)} clips")
+    n = len(samples) // len(clips)
+    steady, moves = [], []
+    for i, clip in enumerate(clips):
+        reads = [s["read"] for s in samples[i * n:(i + 1) * n]]
+        keys = {(r["shape"], r["color"], r["style"], r["background"]) for r in reads}
+        steady.append(len(keys) == 1 and reads[0]["shape"] is not None)
+        centres = [(r["cx"], r["cy"]) if r["shape"] is not None else None for r in reads]
+        moves.append(moves_as_captioned(centres, clip.direction))
+    return {"clips": len(clips), "frames": len(samples), "per_frame": per_frame["accuracy"],
+            "steady": float(np.mean(steady)), "moves_as_captioned": float(np.mean(moves)),
+            "per_clip": [{"steady": s, "moves": m} for s, m in zip(steady, moves)]}
