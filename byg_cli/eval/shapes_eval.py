@@ -17,12 +17,13 @@ from byg_cli.eval.shapes_metrics import write_edit_report, write_t2i_report
 from byg_cli.sampling import edit_pixels, generate
 
 
-def _progress(quiet: bool) -> Progress:
+def quiet_progress(quiet: bool) -> Progress:
+    """The shapes evaluations' progress bar (hidden when `quiet`)."""
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     disable=quiet)
 
 
-def _in_batches(n: int, batch: int) -> Iterable[slice]:
+def in_batches(n: int, batch: int) -> Iterable[slice]:
     for start in range(0, n, batch):
         yield slice(start, min(n, start + batch))
 
@@ -34,7 +35,7 @@ def sample_base(model, captions: Sequence[str], image_size: int, steps: int, see
     latent_shape = tuple(model.encode(to_tensor(np.zeros((image_size, image_size, 3), np.uint8))[None])
                          .shape[1:])
     images = []
-    for k, part in enumerate(_in_batches(len(captions), batch)):
+    for k, part in enumerate(in_batches(len(captions), batch)):
         out = generate(model, list(captions[part]), latent_shape, steps, seed=seed + k)
         images += [to_pil(x) for x in out]
         if on_batch:
@@ -47,7 +48,7 @@ def evaluate_base(model, out_dir: Path, count: int = 500, steps: int = 20, seed:
     """Generate `count` images for captions sampled from the shapes world (every one with a shape), read them back
     and write shapes_t2i.{json,md} and a grid into out_dir."""
     attrs, captions = zip(*[caption_for_index(seed, i, image_size, empty_fraction=0.0) for i in range(count)])
-    with _progress(quiet) as progress:
+    with quiet_progress(quiet) as progress:
         task = progress.add_task("sampling the base", total=count)
         images = sample_base(model, captions, image_size, steps, seed, batch,
                              lambda done: progress.update(task, completed=done))
@@ -63,9 +64,9 @@ def evaluate_edits(editor, out_dir: Path, per_type: int = 50, steps: int = 20, s
     edits = evaluation_edits(seed, per_type, edit_types, image_size=image_size)
     sources = [render(e.source, image_size) for e in edits]
     outputs: list = []
-    with _progress(quiet) as progress:
+    with quiet_progress(quiet) as progress:
         task = progress.add_task("editing", total=len(edits))
-        for k, part in enumerate(_in_batches(len(edits), batch)):
+        for k, part in enumerate(in_batches(len(edits), batch)):
             pixels = torch.stack([to_tensor(s) for s in sources[part]])
             out = edit_pixels(editor.model, pixels, [e.instruction for e in edits[part]], steps, seed=seed + k,
                               adapter=editor.weights)

@@ -17,7 +17,7 @@ import torch
 from byg_cli.data.images import to_pil
 from byg_cli.data.shapes_video import caption_clip_for_index, render_clip, style_edit_for_index
 from byg_cli.data.video import to_video_tensor
-from byg_cli.eval.shapes_eval import _in_batches, _progress
+from byg_cli.eval.shapes_eval import in_batches, quiet_progress
 from byg_cli.eval.shapes_metrics import T2I_ATTRIBUTES, score_t2i, write_json, write_markdown
 from byg_cli.eval.shapes_video_metrics import score_video_edit, summarize_video_base, summarize_video_edits
 from byg_cli.sampling import generate
@@ -93,9 +93,9 @@ def evaluate_video_base(model, out: Optional[Path], count: int = 64, frames: int
     clips, captions = zip(*[caption_clip_for_index(seed, i, frames, image_size) for i in range(count)])
     latent_shape = tuple(model.encode(to_video_tensor(render_clip(clips[0], image_size))[None]).shape[1:])
     videos = []
-    with _progress(quiet) as progress:
+    with quiet_progress(quiet) as progress:
         task = progress.add_task("sampling the video base", total=count)
-        for k, part in enumerate(_in_batches(count, batch)):
+        for k, part in enumerate(in_batches(count, batch)):
             videos += list(generate(model, list(captions[part]), latent_shape, steps, seed=seed + k).cpu())
             progress.update(task, completed=part.stop)
     per_frame = score_t2i([v[:, k] for v in videos for k in range(frames)],
