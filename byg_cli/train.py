@@ -444,6 +444,9 @@ def train(cfg: Recipe, run_dir: Optional[Path] = None, resume: bool = False,
                 print(f"LoRA: {path}")
     if main and not quiet:
         print(f"{trainer.state.step} steps in {time.time() - started:.0f}s; run folder: {run_dir}")
+    # Tear a multi-process group down while the interpreter is whole: left to exit, gloo's worker threads can
+    # abort a rank ("terminate called without an active exception"). One process: nothing to do.
+    trainer.accelerator.end_training()
     if main and trainer.state.step >= t.steps and cfg.eval.after != "none":
         del trainer
         evaluate_after_training(cfg, run_dir, quiet)
