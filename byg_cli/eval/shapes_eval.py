@@ -29,18 +29,18 @@ def in_batches(n: int, batch: int) -> Iterable[slice]:
 
 
 @torch.no_grad()
-def sample_base(model, captions: Sequence[str], image_size: int, steps: int, seed: int, batch: int = 50,
-                on_batch: Optional[Callable[[int], None]] = None) -> list:
-    """Generate one image per caption with the frozen base (no adapter), in batches; returns PIL images."""
-    latent_shape = tuple(model.encode(to_tensor(np.zeros((image_size, image_size, 3), np.uint8))[None])
-                         .shape[1:])
-    images = []
+def sample_base(model, captions: Sequence[str], like: torch.Tensor, steps: int, seed: int, batch: int = 50,
+                on_batch: Optional[Callable[[int], None]] = None) -> list[torch.Tensor]:
+    """Generate one sample per caption with the frozen base (no adapter), in batches (noise seeded `seed` + batch
+    number). `like` is one example of the pixels to make, an image (3, H, W) or a clip (3, F, H, W): its latent
+    shape is the one sampled. Returns pixel tensors in [-1, 1] on the CPU."""
+    latent_shape = tuple(model.encode(like[None]).shape[1:])
+    samples: list[torch.Tensor] = []
     for k, part in enumerate(in_batches(len(captions), batch)):
-        out = generate(model, list(captions[part]), latent_shape, steps, seed=seed + k)
-        images += [to_pil(x) for x in out]
+        samples += list(generate(model, list(captions[part]), latent_shape, steps, seed=seed + k).cpu())
         if on_batch:
             on_batch(part.stop)
-    return images
+    return samples
 
 
 def evaluate_base(model, out_dir: Path, count: int = 500, steps: int = 20, seed: int = 1234,
@@ -50,8 +50,9 @@ def evaluate_base(model, out_dir: Path, count: int = 500, steps: int = 20, seed:
     attrs, captions = zip(*[caption_for_index(seed, i, image_size, empty_fraction=0.0) for i in range(count)])
     with quiet_progress(quiet) as progress:
         task = progress.add_task("sampling the base", total=count)
-        images = sample_base(model, captions, image_size, steps, seed, batch,
-                             lambda done: progress.update(task, completed=done))
+        blank = to_tensor(np.zeros((image_size, image_size, 3), np.uint8))
+        images = [to_pil(x) for x in sample_base(model, captions, blank, steps, seed, batch,
+                                                 lambda done: progress.update(task, completed=done))]
     return write_t2i_report(out_dir, images, list(attrs), list(captions))
 
 

@@ -17,10 +17,9 @@ import torch
 from byg_cli.data.images import to_pil
 from byg_cli.data.shapes_video import caption_clip_for_index, render_clip, style_edit_for_index
 from byg_cli.data.video import to_video_tensor
-from byg_cli.eval.shapes_eval import in_batches, quiet_progress
+from byg_cli.eval.shapes_eval import quiet_progress, sample_base
 from byg_cli.eval.shapes_metrics import T2I_ATTRIBUTES, score_t2i, write_json, write_markdown
 from byg_cli.eval.shapes_video_metrics import score_video_edit, summarize_video_base, summarize_video_edits
-from byg_cli.sampling import generate
 from byg_cli.visual import save_grid
 
 EVAL_SEED = 10_007  # a seed the training stream (run.seed) does not use by default
@@ -91,13 +90,10 @@ def evaluate_video_base(model, out: Optional[Path], count: int = 64, frames: int
     Positions are the sampler's to choose: per-frame scores use the requested shape, colour, style and
     background, and crispness against a clean render of what is read back."""
     clips, captions = zip(*[caption_clip_for_index(seed, i, frames, image_size) for i in range(count)])
-    latent_shape = tuple(model.encode(to_video_tensor(render_clip(clips[0], image_size))[None]).shape[1:])
-    videos = []
     with quiet_progress(quiet) as progress:
         task = progress.add_task("sampling the video base", total=count)
-        for k, part in enumerate(in_batches(count, batch)):
-            videos += list(generate(model, list(captions[part]), latent_shape, steps, seed=seed + k).cpu())
-            progress.update(task, completed=part.stop)
+        videos = sample_base(model, captions, to_video_tensor(render_clip(clips[0], image_size)), steps, seed, batch,
+                             lambda done: progress.update(task, completed=done))
     per_frame = score_t2i([v[:, k] for v in videos for k in range(frames)],
                           [clip.at(k) for clip in clips for k in range(frames)])
     summary = summarize_video_base(per_frame, clips)
