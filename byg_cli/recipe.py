@@ -173,6 +173,8 @@ class TrainConfig(Section):
     sample_every: int = Field(500, ge=0, description="0 disables sample grids")
     log_every: int = Field(1, ge=1)
     threads: Optional[int] = Field(None, ge=1, description="torch CPU threads")
+    data_workers: int = Field(0, ge=0, description="processes that make upcoming batches ahead of the training "
+                                                    "step (0: made in the training process); same batches either way")
     sharding: Literal["auto", "ddp", "fsdp"] = Field(
         "auto", description="multi-process mode: ddp (replicated base, all-reduced LoRA) or fsdp (FSDP2-sharded "
                             "transformer); auto = fsdp when the accelerate config says FSDP, else ddp")

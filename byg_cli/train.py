@@ -18,7 +18,8 @@ import torch
 from byg_cli import checkpoint as ckpt
 from byg_cli.data.images import to_pil
 from byg_cli.distributed import full, like, optimizer_state_full, shard_optimizer_state
-from byg_cli.data.sources import build_source, collate
+from byg_cli.data.sources import build_source
+from byg_cli.data.step_batches import BatchFeed, StepBatches
 from byg_cli.engine.ema import ema_update
 from byg_cli.engine.objectives import BygConfig, build_objective
 from byg_cli.engine.schedule import TimestepSampler, lr_factor
@@ -113,6 +114,8 @@ class Trainer:
             self.optimizer, partial(lr_factor, warmup=t.lr_warmup_steps, decay=t.lr_decay_steps, steps=t.steps))
         self.objective = build_objective_from(cfg, self.model)
         self.source = build_source(cfg.data, cfg.run.seed, t.batch_size)
+        self.feed = BatchFeed(StepBatches(self.source, t.batch_size, self.world, self.rank), t.data_workers,
+                              end=t.steps * t.grad_accum)
         # The same stream on every process: draws are made for the global batch (byg_cli.engine.draws), so the
         # run does not depend on how the batch is split, and a checkpoint resumes on any number of processes.
         self.generator = torch.Generator().manual_seed(cfg.run.seed * 1000)
@@ -154,15 +157,8 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------- data
     def batch(self, step: int, micro: int) -> dict:
-        t = self.cfg.train
-        per_step = t.batch_size * self.world
-        if hasattr(self.source, "batch_items"):  # aspect-ratio buckets: the k-th one-bucket batch of the run
-            batch = collate(self.source.batch_items((step * t.grad_accum + micro) * self.world + self.rank))
-        else:
-            first = (step * t.grad_accum + micro) * per_step + self.rank * t.batch_size
-            batch = collate([self.source.item(first + i) for i in range(t.batch_size)])
-        batch["_rows"] = (self.rank * t.batch_size, per_step)
-        return batch
+        """This process's batch for (step, micro): the same samples whether made here or by data workers."""
+        return self.feed(step * self.cfg.train.grad_accum + micro)
 
     def prepare_cache(self, progress=None) -> Optional[dict]:
         """Fill the encoder cache (cfg.cache) and switch the data to cached latents and text embeddings; the
@@ -430,6 +426,7 @@ def train(cfg: Recipe, run_dir: Optional[Path] = None, resume: bool = False,
         raise BygError(f"interrupted at step {trainer.state.step}; checkpoint saved in {run_dir}/checkpoints "
                        f"(continue with --resume)") from None
     finally:
+        trainer.feed.close()
         if writer is not None:
             writer.close()
             loss_log.close()
