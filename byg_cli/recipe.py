@@ -173,6 +173,9 @@ class TrainConfig(Section):
     sample_every: int = Field(500, ge=0, description="0 disables sample grids")
     log_every: int = Field(1, ge=1)
     threads: Optional[int] = Field(None, ge=1, description="torch CPU threads")
+    max_minutes: Optional[float] = Field(None, gt=0, description="end the run after this many minutes of training "
+                                                               "even if train.steps is not reached: the model or "
+                                                               "LoRA is written and evaluated as at the last step")
     data_workers: int = Field(0, ge=0, description="processes that make upcoming batches ahead of the training "
                                                     "step (0: made in the training process); same batches either way")
     sharding: Literal["auto", "ddp", "fsdp"] = Field(

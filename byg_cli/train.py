@@ -155,6 +155,14 @@ class Trainer:
                     raise BygError(f"checkpoint lacks trainable tensor {n}")
                 p.copy_(like(p, state[n]))
 
+    def agree(self, flag: bool) -> bool:
+        """The main process's `flag` on every process (so that all stop at the same step)."""
+        if self.world == 1:
+            return flag
+        from accelerate.utils import broadcast
+
+        return bool(broadcast(torch.tensor([float(flag)], device=self.accelerator.device), from_process=0).item())
+
     # ------------------------------------------------------------------------------------------- data
     def batch(self, step: int, micro: int) -> dict:
         """This process's batch for (step, micro): the same samples whether made here or by data workers."""
@@ -402,10 +410,12 @@ def train(cfg: Recipe, run_dir: Optional[Path] = None, resume: bool = False,
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[losses]}")]
     started = time.time()
+    deadline = None if t.max_minutes is None else started + 60 * t.max_minutes
+    out_of_time = False
     try:
         with Progress(*columns, disable=quiet or not main, transient=False) as progress:
             task = progress.add_task(f"{cfg.objective.name}", total=t.steps, completed=trainer.state.step, losses="")
-            while trainer.state.step < end:
+            while trainer.state.step < end and not out_of_time:
                 logs = trainer.step()
                 step = trainer.state.step
                 if main and step % t.log_every == 0:
@@ -415,9 +425,11 @@ def train(cfg: Recipe, run_dir: Optional[Path] = None, resume: bool = False,
                     loss_log.flush()
                 shown = " ".join(f"{k}={v:.3g}" for k, v in logs.items() if k not in ("lr", "identity_step"))
                 progress.update(task, completed=step, losses=shown)
-                if step % t.checkpoint_every == 0 or step == end:
+                out_of_time = deadline is not None and trainer.agree(time.time() > deadline)
+                if step % t.checkpoint_every == 0 or step == end or out_of_time:
                     trainer.save()
-                if (main or trainer.fsdp) and t.sample_every and (step % t.sample_every == 0 or step == t.steps):
+                if (main or trainer.fsdp) and t.sample_every and (step % t.sample_every == 0 or step == t.steps
+                                                                  or out_of_time):
                     with trainer.ema_weights():
                         trainer.sample_grid()
     except KeyboardInterrupt:
@@ -430,12 +442,15 @@ def train(cfg: Recipe, run_dir: Optional[Path] = None, resume: bool = False,
         if writer is not None:
             writer.close()
             loss_log.close()
-    if main and trainer.state.step >= t.steps and trainer.is_t2i:
+    finished = trainer.state.step >= t.steps or out_of_time  # train.max_minutes ends a run like its last step
+    if main and out_of_time and not quiet:
+        print(f"train.max_minutes ({t.max_minutes:g}) reached at step {trainer.state.step}: the run ends here")
+    if main and finished and trainer.is_t2i:
         with trainer.ema_weights():
             trainer.model.save_base(run_dir / "model")
     from byg_cli.export import export_lora, exportable
 
-    if main and trainer.state.step >= t.steps and cfg.export.at_end and exportable(cfg):
+    if main and finished and cfg.export.at_end and exportable(cfg):
         for path in export_lora(cfg, run_dir):
             if not quiet:
                 print(f"LoRA: {path}")
@@ -444,7 +459,7 @@ def train(cfg: Recipe, run_dir: Optional[Path] = None, resume: bool = False,
     # Tear a multi-process group down while the interpreter is whole: left to exit, gloo's worker threads can
     # abort a rank ("terminate called without an active exception"). One process: nothing to do.
     trainer.accelerator.end_training()
-    if main and trainer.state.step >= t.steps and cfg.eval.after != "none":
+    if main and finished and cfg.eval.after != "none":
         del trainer
         evaluate_after_training(cfg, run_dir, quiet)
     return run_dir

@@ -55,6 +55,18 @@ def test_resume_reproduces_losses_step_for_step(tmp_path, tiny_flux, tiny_record
         assert ra == pytest.approx(rb, rel=1e-6, abs=1e-7), (ra, rb)
 
 
+def test_max_minutes_ends_the_run_as_its_last_step_would(tmp_path, tiny_flux, tiny_records):
+    recipe = write_recipe(tmp_path / "r.toml", tiny_flux, tiny_records, "t2i",
+                          **{"train.steps": 50, "train.max_minutes": 1e-6, "train.sample_every": 25})
+    result = CliRunner().invoke(app, ["train", str(recipe)])
+    assert result.exit_code == 0, result.output
+    assert "train.max_minutes" in result.output and "reached at step 1" in result.output
+    run = tmp_path / "run"
+    assert [r["step"] for r in read_losses(run)] == [1]
+    assert (run / "checkpoints" / "step-0000001").is_dir()
+    assert (run / "model" / "transformer").is_dir() and (run / "samples" / "step-0000001.png").is_file()
+
+
 def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "byg_cli.cli", *args], capture_output=True, text=True, timeout=120)
 
