@@ -3,7 +3,7 @@ editor well away from the untrained LoRA, measured exactly from pixels on held-o
 
 What the shipped base allows today (README, "ByG on the shapes world — status"): the untrained LoRA (the base with
 source tokens it never saw) repaints most of the image, so only ~27% of the pixels outside the edited region keep
-their colour; 150 ByG steps raise that to ~95% while colour-edit success does not fall (21% -> 33%). The guard
+their colour; 150 ByG steps raise that to ~96% while colour-edit success does not fall (25% -> 38%). The guard
 asserts that preservation gain: a break in the cycle / identity / routing path or in the source conditioning
 loses it. When the base draws crisp shapes, tighten it to edit success (issue: the shapes world).
 """
