@@ -25,9 +25,16 @@ def test_eval_shapes_edit_scores_every_edit_type(tmp_path, tiny_run):
                                       "--steps", "2", "-o", str(out)])
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "shapes_edit.json").read_text())["summary"]
-    assert set(summary["per_type"]) == {"color", "background", "shape", "style", "add", "remove"}
+    assert set(summary["per_type"]) == {"color", "background", "shape", "style", "add", "remove", "identity"}
     assert all(row["n"] == 2 for row in summary["per_type"].values())
-    assert "| edit type |" in result.output
+    assert "| edit type |" in result.output and "| identity | 2 |" in result.output
+    assert set(summary["average"]["types"]) == {"color", "background", "shape", "style"}  # identity: outside it
+
+    result = CliRunner().invoke(app, ["eval", "shapes-edit", "--run", str(tiny_run), "--per-type", "1",
+                                      "--steps", "1", "-o", str(out), "--edit-type", "color", "--no-identity"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "shapes_edit.json").read_text())["summary"]
+    assert set(summary["per_type"]) == {"color"}
 
 
 def shapes_recipe(tmp_path, tiny_flux, **extra):
@@ -54,6 +61,7 @@ def test_ablations_write_a_table_and_resume(tmp_path, tiny_flux):
     table = (out / "ablations.md").read_text()
     for name in ("| full |", "| w/o cycle loss |", "| supervised (paired) |"):
         assert name in table
+    assert "| copies the source (identity) |" in table.splitlines()[2]
     rows = json.loads((out / "ablations.json").read_text())["rows"]
     assert [r["method"] for r in rows] == ["full", "w/o cycle loss", "supervised (paired)"]
     assert (out / "ablations.png").is_file()

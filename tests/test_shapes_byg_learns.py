@@ -20,7 +20,8 @@ STEPS = 150
 
 
 def colour_edits(editor, out: Path) -> dict:
-    summary = evaluate_edits(editor, out, per_type=24, steps=12, seed=99, edit_types=["color"], quiet=True)
+    summary = evaluate_edits(editor, out, per_type=24, steps=12, seed=99, edit_types=["color"], quiet=True,
+                             identity=False)
     return summary["per_type"]["color"]
 
 

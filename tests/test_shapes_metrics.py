@@ -7,7 +7,7 @@ from PIL import Image
 from byg_cli.visual import save_grid
 
 from byg_cli.data.shapes import PALETTE, Attributes, caption_for_index, render
-from byg_cli.data.shapes_edits import Edit, edit_for_index, make_edit
+from byg_cli.data.shapes_edits import Edit, edit_for_index, evaluation_edits, identity_edits, make_edit
 from byg_cli.eval.shapes_metrics import (
     edit_markdown,
     score_edit,
@@ -47,6 +47,26 @@ def test_the_identity_editor_succeeds_nowhere_and_preserves_everything():
         assert row["success"] == 0.0 and row["preservation"] == 1.0, (t, row)
         assert row["failures"] == {"not_as_asked": row["n"]}
     assert summary["average"]["success"] == 0.0
+
+
+def test_identity_checks_ask_for_the_source_and_score_a_copy_only():
+    edits = evaluation_edits(seed=5, per_type=6)
+    checks = identity_edits(edits)
+    assert len(checks) == 24 and {e.edit_type for e in checks} == {"identity"}  # add / remove are left out
+    for e, check in zip([e for e in edits if e.edit_type not in ("add", "remove")], checks):
+        assert check.source == check.target == e.source and check.instruction == e.reverse_instruction
+    for check in checks:
+        src = render(check.source)
+        copy = score_edit(check.source, "identity", check.target, src, src)
+        assert copy.success and copy.preserved and copy.pixel_agreement == 1.0
+        moved = render(check.source.replace(cx=check.source.cx + 4))
+        s = score_edit(check.source, "identity", check.target, src, moved)
+        assert s.success and not s.preserved and "moved" in s.failures  # attributes kept, geometry not
+    square = Attributes("square", "red", "blue", "filled", 16.0, 16.0, 16)
+    s = score_edit(square, "identity", square, render(square), render(square.replace(color="green")))
+    assert not s.success and not s.preserved and "color_changed" in s.failures
+    summary = summarize_edits([copy, s])
+    assert summary["average"] is None and summary["per_type"]["identity"]["preservation"] == 0.5
 
 
 def test_preservation_catches_moves_size_changes_and_collateral_changes():

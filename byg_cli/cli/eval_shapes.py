@@ -35,6 +35,9 @@ def eval_shapes_edit_command(
     seed: int = typer.Option(4321, "--seed", help="Seed of the held-out sources and the noise."),
     edit_types: Optional[List[str]] = typer.Option(None, "--edit-type", help="Only these edit types (repeatable)."),
     weights: Optional[str] = typer.Option(None, "--weights", help="'edit' (default) or 'ema'."),
+    identity: bool = typer.Option(True, "--identity/--no-identity",
+                                  help="Also PER_TYPE identity checks: does the editor copy a source it is asked "
+                                       "to keep as it is?"),
 ) -> None:
     """Edit success and preservation per edit type on held-out sources and instructions."""
     from byg_cli.edit import Editor
@@ -42,7 +45,7 @@ def eval_shapes_edit_command(
 
     out = out or run / "eval"
     evaluate_edits(Editor.from_run(run, weights=weights), out, per_type=per_type, steps=steps, seed=seed,
-                   edit_types=edit_types)
+                   edit_types=edit_types, identity=identity)
     typer.echo((out / "shapes_edit.md").read_text())
 
 

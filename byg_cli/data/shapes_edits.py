@@ -282,6 +282,17 @@ def evaluation_edits(
     return out
 
 
+def identity_edits(edits: Iterable[ShapesEdit]) -> list[ShapesEdit]:
+    """The identity check of each colour / background / shape / style edit: its source with its reverse
+    instruction, which asks for what the source already is ("make the circle blue" of a blue circle), so the
+    right output is the source itself (the condition of the paper's identity loss). Add and remove are left out:
+    their reverse instructions would add a second shape or remove the one there is."""
+    return [ShapesEdit(source=e.source, target=e.source, src_caption=e.src_caption, tgt_caption=e.src_caption,
+                       instruction=e.reverse_instruction, reverse_instruction=e.reverse_instruction,
+                       edit_type="identity", phrasing_split=e.phrasing_split)
+            for e in edits if e.edit_type in ("color", "background", "shape", "style")]
+
+
 def edit_tuple(edit: ShapesEdit) -> dict[str, Any]:
     """The record fields of `edit` (everything but the image): the paper's tuple plus attributes."""
     return {

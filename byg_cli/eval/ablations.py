@@ -50,12 +50,16 @@ def run_variant(recipe: Path, name: str, objective: str, ablate: Sequence[str], 
 
 def ablation_table(rows: list[tuple[str, dict]]) -> str:
     types = [t for t in ("color", "background", "shape", "style", "add", "remove") if t in rows[0][1]["per_type"]]
-    head = "| method | edit success | source preservation | " + " | ".join(f"{t} succ / pres" for t in types) + " |"
-    lines = [head, "|---|---:|---:|" + "---:|" * len(types)]
+    copies = all("identity" in summary["per_type"] for _, summary in rows)
+    head = "| method | edit success | source preservation | " + " | ".join(f"{t} succ / pres" for t in types)
+    head += " | copies the source (identity) |" if copies else " |"
+    lines = [head, "|---|---:|---:|" + "---:|" * (len(types) + copies)]
     for name, summary in rows:
         avg = summary["average"] or {"success": float("nan"), "preservation": float("nan")}
         per = " | ".join(f"{100 * summary['per_type'][t]['success']:.0f} / "
                          f"{100 * summary['per_type'][t]['preservation']:.0f}" for t in types)
+        if copies:
+            per += f" | {100 * summary['per_type']['identity']['preservation']:.0f}%"
         lines.append(f"| {name} | {100 * avg['success']:.1f}% | {100 * avg['preservation']:.1f}% | {per} |")
     return "\n".join(lines) + "\n"
 

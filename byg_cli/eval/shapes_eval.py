@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from byg_cli.data.images import to_pil, to_tensor
 from byg_cli.data.shapes import DEFAULT_IMAGE_SIZE, caption_for_index, render
-from byg_cli.data.shapes_edits import evaluation_edits
+from byg_cli.data.shapes_edits import evaluation_edits, identity_edits
 from byg_cli.eval.shapes_metrics import write_edit_report, write_t2i_report
 from byg_cli.sampling import edit_pixels, generate
 
@@ -59,10 +59,15 @@ def evaluate_base(model, out_dir: Path, count: int = 500, steps: int = 20, seed:
 @torch.no_grad()
 def evaluate_edits(editor, out_dir: Path, per_type: int = 50, steps: int = 20, seed: int = 4321,
                    edit_types: Optional[Sequence[str]] = None, image_size: int = DEFAULT_IMAGE_SIZE,
-                   batch: int = 50, quiet: bool = False, name: str = "shapes_edit") -> dict:
+                   batch: int = 50, quiet: bool = False, name: str = "shapes_edit", identity: bool = True) -> dict:
     """Edit held-out shapes-world sources (half of the instructions in phrasings never seen in training) with a
-    trained editor and score edit success and preservation per edit type."""
+    trained editor and score edit success and preservation per edit type. With `identity`, `per_type` more: the
+    identity checks of those edits (spread over their types), whether the editor copies a source it is asked to
+    keep as it is."""
     edits = evaluation_edits(seed, per_type, edit_types, image_size=image_size)
+    if identity:
+        checks = identity_edits(edits)
+        edits += checks[::max(1, len(checks) // per_type)][:per_type]
     sources = [render(e.source, image_size) for e in edits]
     outputs: list = []
     with quiet_progress(quiet) as progress:

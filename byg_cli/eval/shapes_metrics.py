@@ -12,7 +12,10 @@ Editing (`score_edit`, `summarize_edits`): for a source image, an edit and the e
   source's with IoU >= `keep_iou`; a shape replacement must keep the size within `size_tol` px; add and remove
   must keep the background;
 - pixel agreement: the fraction of pixels outside the edited region whose colour stayed within `pixel_tol`.
-Aggregated per edit type, and averaged over colour / background / shape / style edits.
+Aggregated per edit type, and averaged over colour / background / shape / style edits. The "identity" type is a
+diagnostic, outside that average: the source with an instruction that asks for what it already is; success: every
+attribute reads back as the source's; preservation: that, and centre and shape region kept as above (the editor
+copies its source).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from byg_cli.visual import save_grid
 
 T2I_ATTRIBUTES = ("background", "color", "shape", "style")
 CORE_EDIT_TYPES = ("color", "background", "shape", "style")
-EDIT_TYPE_ORDER = ("color", "background", "shape", "style", "add", "remove")
+EDIT_TYPE_ORDER = ("color", "background", "shape", "style", "add", "remove", "identity")
 _NAMED = {
     "color": {"color"},
     "background": {"background"},
@@ -40,8 +43,9 @@ _NAMED = {
     "style": {"style"},
     "add": {"shape", "color", "style"},
     "remove": {"shape", "color", "style"},
+    "identity": set(),
 }
-_KEEPS_SHAPE = ("color", "background", "style")
+_KEEPS_SHAPE = ("color", "background", "style", "identity")
 
 
 # ------------------------------------------------------------------------------------------------ text-to-image
@@ -148,6 +152,8 @@ def score_edit(
         success = not out.has_shape
     elif edit_type == "add":
         success = out.has_shape and (out.shape, out.color, out.style) == (target.shape, target.color, target.style)
+    elif edit_type == "identity":
+        success = all(getattr(out, k) == getattr(target, k) for k in ("has_shape", *T2I_ATTRIBUTES))
     else:
         success = getattr(out, edit_type) == getattr(target, edit_type)
 
