@@ -52,7 +52,7 @@ def test_training_ends_with_the_recipes_evaluation(tmp_path, tiny_flux):
 
 
 def test_ablations_write_a_table_and_resume(tmp_path, tiny_flux):
-    recipe = shapes_recipe(tmp_path, tiny_flux)
+    recipe = shapes_recipe(tmp_path, tiny_flux, **{"data.edit_types": ["color", "style"]})
     out = tmp_path / "abl"
     args = ["eval", "ablations", str(recipe), "-o", str(out), "--steps", "2", "--per-type", "1", "--eval-steps", "2",
             "--only", "full", "--only", "w_o_cycle_loss", "--only", "supervised_paired"]
@@ -64,6 +64,7 @@ def test_ablations_write_a_table_and_resume(tmp_path, tiny_flux):
     assert "| copies the source (identity) |" in table.splitlines()[2]
     rows = json.loads((out / "ablations.json").read_text())["rows"]
     assert [r["method"] for r in rows] == ["full", "w/o cycle loss", "supervised (paired)"]
+    assert all(set(r["per_type"]) == {"color", "style", "identity"} for r in rows)  # the recipe's edit types
     assert (out / "ablations.png").is_file()
     cycle_recipe = (out / "w_o_cycle_loss" / "recipe.toml").read_text()
     assert '"no_cycle"' in cycle_recipe

@@ -45,7 +45,7 @@ def run_variant(recipe: Path, name: str, objective: str, ablate: Sequence[str], 
     if latest is None or ckpt.load_state(latest)["step"] < steps:
         train(cfg, run_dir=run_dir, resume=latest is not None, quiet=quiet)
     return evaluate_edits(Editor.from_run(run_dir), run_dir / "eval", per_type=per_type, steps=eval_steps,
-                          image_size=cfg.data.resolution, quiet=quiet)
+                          edit_types=cfg.data.edit_types, image_size=cfg.data.resolution, quiet=quiet)
 
 
 def ablation_table(rows: list[tuple[str, dict]]) -> str:
