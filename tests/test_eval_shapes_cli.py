@@ -62,6 +62,7 @@ def test_ablations_write_a_table_and_resume(tmp_path, tiny_flux):
     for name in ("| full |", "| w/o cycle loss |", "| supervised (paired) |"):
         assert name in table
     assert "| copies the source (identity) |" in table.splitlines()[2]
+    assert "averaged over the color, style edits" in table.splitlines()[0]
     rows = json.loads((out / "ablations.json").read_text())["rows"]
     assert [r["method"] for r in rows] == ["full", "w/o cycle loss", "supervised (paired)"]
     assert all(set(r["per_type"]) == {"color", "style", "identity"} for r in rows)  # the recipe's edit types

@@ -96,8 +96,9 @@ def run_ablations(recipe: Path, out: Path, steps: int, per_type: int = 30, eval_
         rows.append((name, run_variant(recipe, name, objective, ablate, out, steps, per_type, eval_steps,
                                        overrides, quiet)))
     table = ablation_table(rows)
+    types = (rows[0][1]["average"] or {}).get("types", [])
     header = (f"Ablations of `{recipe}` at {steps} training steps each; edit success and preservation averaged over "
-              f"colour, background, shape and style edits ({per_type} held-out edits per type).\n\n")
+              f"the {', '.join(types) or 'no core'} edits ({per_type} held-out edits per type).\n\n")
     write_markdown(out / "ablations.md", header + table)
     write_json(out / "ablations.json", {"recipe": str(recipe), "steps": steps, "per_type": per_type,
                                         "rows": [{"method": n, **s} for n, s in rows]})
