@@ -168,6 +168,9 @@ class TrainConfig(Section):
     lr_decay_steps: int = Field(0, ge=0, description="decay the learning rate linearly to zero over the last N "
                                                        "steps of the run (0: constant after warm-up)")
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    compile: bool = Field(False, description="torch.compile the denoiser: the first steps (and the first calls of "
+                                             "each new shape) are slow while it compiles, later ones faster; "
+                                             "see benchmarks/compile_step.py")
     checkpoint_every: int = Field(500, ge=1)
     keep_checkpoints: int = Field(3, ge=1)
     sample_every: int = Field(500, ge=0, description="0 disables sample grids")

@@ -98,6 +98,8 @@ class Trainer:
             self.model.shard(fully_shard, self.accelerator.device)
         else:
             self.model.to(self.accelerator.device)
+        if t.compile:
+            self.model.compile_denoiser()
         self.trainable = self._select_trainable()
         self._outside_ddp: list[torch.nn.Parameter] = []
         if self.world > 1 and not self.fsdp and getattr(self.model, "supports_denoiser_wrapper", False):

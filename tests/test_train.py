@@ -67,6 +67,24 @@ def test_max_minutes_ends_the_run_as_its_last_step_would(tmp_path, tiny_flux, ti
     assert (run / "model" / "transformer").is_dir() and (run / "samples" / "step-0000001.png").is_file()
 
 
+def test_compile_trains_the_same_byg_steps_as_eager(tmp_path, tiny_flux, tiny_records):
+    """train.compile: the compiled transformer (every adapter, the batched passes, LoRA saving) gives the eager
+    run's losses; the speed-up is measured by benchmarks/compile_step.py, not here."""
+    losses = {}
+    for mode in ("eager", "compile"):
+        (tmp_path / mode).mkdir()
+        recipe = write_recipe(tmp_path / mode / "r.toml", tiny_flux, tiny_records, "byg",
+                              **{"train.steps": 4, "train.compile": mode == "compile",
+                                 "objective.identity_warmup_steps": 1})
+        result = CliRunner().invoke(app, ["train", str(recipe)])
+        assert result.exit_code == 0, result.output
+        losses[mode] = read_losses(tmp_path / mode / "run")
+        assert (tmp_path / mode / "run" / "lora" / "pytorch_lora_weights.safetensors").is_file()
+    assert any("cycle" in r for r in losses["compile"])  # full byg steps, not only identity ones
+    for ra, rb in zip(losses["eager"], losses["compile"]):
+        assert ra == pytest.approx(rb, rel=1e-3, abs=1e-5), (ra, rb)
+
+
 def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "byg_cli.cli", *args], capture_output=True, text=True, timeout=120)
 

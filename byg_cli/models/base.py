@@ -44,7 +44,8 @@ class Backbone(Protocol):
 
     For training at scale a backbone also offers (see FluxBackbone): `cache_identity()` (hashes naming its
     encoders, for the on-disk cache), a settable `text_store` that `encode_text` consults first,
-    `offload_encoders(device)`, `wrap_denoiser(wrap)` (DDP) and `shard(fully_shard)` (FSDP2).
+    `offload_encoders(device)`, `wrap_denoiser(wrap)` (DDP), `shard(fully_shard)` (FSDP2) and
+    `compile_denoiser()` (torch.compile).
     """
 
     def encode_text(self, prompts: list[str]) -> Cond: ...

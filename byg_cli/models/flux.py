@@ -154,6 +154,11 @@ class FluxBackbone(torch.nn.Module):
             fully_shard(block)
         fully_shard(t)
 
+    def compile_denoiser(self) -> None:
+        """torch.compile the transformer in place (parameters, state dict and LoRA untouched): the first calls of
+        each input shape and adapter compile, later ones run fused kernels."""
+        self.transformer.compile()
+
     def wrap_denoiser(self, wrap) -> None:
         """Route gradient-carrying transformer calls through `wrap(transformer)` (e.g. accelerate's DDP wrapper,
         which all-reduces the gradients of the trainable parameters). No-grad calls (rollout, prior queries,

@@ -212,6 +212,12 @@ class WanBackbone(FluxBackbone):
         self.text_cache_size = text_cache_size
         self.text_trainable = False
 
+    def compile_denoiser(self) -> None:
+        """torch.compile both experts in place (see FluxBackbone.compile_denoiser)."""
+        for expert in (self.transformer, self.transformer_2):
+            if expert is not None:
+                expert.compile()
+
     # ----------------------------------------------------------------------------------------------- loading
     @classmethod
     def load(cls, path: Path, dtype: torch.dtype = torch.float32, max_sequence_length: int | None = None,
