@@ -226,9 +226,10 @@ class SampleConfig(Section):
 
 
 class EvalConfig(Section):
-    after: Literal["none", "shapes", "shapes-edit"] = Field(
+    after: Literal["none", "shapes", "shapes-edit", "shapes-video-base", "shapes-video"] = Field(
         "none", description="evaluation run when training ends, written to RUN/eval")
-    count: int = Field(500, ge=1, description="shapes: images to generate")
+    count: int = Field(500, ge=1, description="shapes: images to generate; shapes-video-base: clips to generate; "
+                                              "shapes-video: held-out clips to edit")
     per_type: int = Field(50, ge=1, description="shapes-edit: edits per edit type")
     steps: int = Field(20, ge=1, description="sampling steps")
 

@@ -478,6 +478,19 @@ def evaluate_after_training(cfg: Recipe, run_dir: Path, quiet: bool = False) -> 
         summary = evaluate_base(load_model_folder(run_dir / "model"), run_dir / "eval", count=e.count, steps=e.steps,
                                 image_size=cfg.data.resolution, quiet=quiet)
         report = run_dir / "eval" / "shapes_t2i.md"
+    elif e.after == "shapes-video-base":
+        from byg_cli.eval.shapes_video_eval import evaluate_video_base
+        from byg_cli.models.registry import load_model_folder
+
+        summary = evaluate_video_base(load_model_folder(run_dir / "model", family="wan"), run_dir / "eval",
+                                      count=e.count, frames=cfg.data.frames, image_size=cfg.data.resolution,
+                                      steps=e.steps, quiet=quiet)
+        report = run_dir / "eval" / "shapes_video_t2v.md"
+    elif e.after == "shapes-video":
+        from byg_cli.eval.shapes_video_eval import evaluate_run
+
+        summary = evaluate_run(run_dir, run_dir / "eval", count=e.count, steps=e.steps, quiet=quiet)
+        report = run_dir / "eval" / "shapes_video.md"
     else:
         from byg_cli.edit import Editor
 

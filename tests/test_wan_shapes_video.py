@@ -153,11 +153,13 @@ def test_pretrain_then_byg_then_score_on_the_video_shapes_world(tmp_path):
     tiny = ["model.create.num_layers=1", "model.create.num_heads=2", "model.create.head_dim=12",
             "model.create.ffn_dim=32", "model.create.text_dim=16", "data.resolution=16", "data.frames=5",
             "train.steps=2", "train.batch_size=2", "train.sample_every=2", "train.checkpoint_every=2",
-            "sample.count=1", "sample.steps=2", "train.threads=1"]
+            "sample.count=1", "sample.steps=2", "train.threads=1", "eval.count=2", "eval.steps=2"]
     base = train(load_recipe("recipes/shapes_video_t2v.toml", [
         f"model.path='{tmp_path / 'init'}'", f"run.dir='{tmp_path / 't2v'}'", *tiny]), quiet=True)
     assert (base / "model" / "pixel_codec").is_dir() and (base / "model" / "text_encoder").is_dir()
     assert (base / "samples" / "step-0000002.png").is_file()
+    after = json.loads((base / "eval" / "shapes_video_t2v.json").read_text())  # the recipe's [eval] step
+    assert after["clips"] == 2 and after["frames"] == 10
     from typer.testing import CliRunner
 
     from byg_cli.cli import app
@@ -168,11 +170,14 @@ def test_pretrain_then_byg_then_score_on_the_video_shapes_world(tmp_path):
     assert "moves as captioned" in result.output
     report = json.loads((base / "eval" / "shapes_video_t2v.json").read_text())
     assert report["clips"] == 2 and report["frames"] == 10 and len(report["frame_readings"]) == 10
+    assert report["per_frame"] == after["per_frame"]  # same captions, noise and steps as the recipe's [eval]
     assert (base / "eval" / "shapes_video_t2v_grid.png").is_file()
     run = train(load_recipe("recipes/shapes_video.toml", [
         f"model.path='{base / 'model'}'", f"run.dir='{tmp_path / 'byg'}'", "objective.rollout_steps=2",
         "objective.identity_warmup_steps=1", *[t for t in tiny if not t.startswith("model.create")]]), quiet=True)
+    after = json.loads((run / "eval" / "shapes_video.json").read_text())  # the recipe's [eval] step
     summary = evaluate_run(run, count=2, steps=2)
+    assert after["summary"] == summary
     assert summary["clips"] == 2 and summary["frames"] == 10
     for key in ("success_per_frame", "preservation_per_frame", "pixel_agreement", "shape_lost_fraction"):
         assert 0.0 <= summary[key] <= 1.0

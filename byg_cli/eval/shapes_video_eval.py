@@ -42,16 +42,21 @@ def video_markdown(summary: dict[str, Any]) -> str:
 
 @torch.no_grad()
 def evaluate_editor(editor, count: int, frames: int, image_size: int, out: Optional[Path] = None,
-                    seed: int = EVAL_SEED, steps: Optional[int] = None, split: str = "heldout") -> dict[str, Any]:
+                    seed: int = EVAL_SEED, steps: Optional[int] = None, split: str = "heldout",
+                    quiet: bool = False) -> dict[str, Any]:
     """Edit `count` clips (phrasings of `split`) with an `Editor`, score them and (with `out`) write the report."""
     scores, rows = [], []
-    for i in range(count):
-        edit = style_edit_for_index(seed, i, frames, image_size, split)
-        pixels = to_video_tensor(render_clip(edit.source, image_size))[None]
-        output = editor.sample_pixels(pixels, [edit.instruction], steps, seed=seed + i)[0]
-        scores.append(score_video_edit(edit.source, edit.target, pixels[0], output))
-        if i < GRID_CLIPS:
-            rows += [[to_pil(pixels[0][:, k]) for k in range(frames)], [to_pil(output[:, k]) for k in range(frames)]]
+    with quiet_progress(quiet) as progress:
+        task = progress.add_task("editing held-out clips", total=count)
+        for i in range(count):
+            edit = style_edit_for_index(seed, i, frames, image_size, split)
+            pixels = to_video_tensor(render_clip(edit.source, image_size))[None]
+            output = editor.sample_pixels(pixels, [edit.instruction], steps, seed=seed + i)[0]
+            scores.append(score_video_edit(edit.source, edit.target, pixels[0], output))
+            if i < GRID_CLIPS:
+                rows += [[to_pil(pixels[0][:, k]) for k in range(frames)],
+                         [to_pil(output[:, k]) for k in range(frames)]]
+            progress.update(task, completed=i + 1)
     summary = summarize_video_edits(scores)
     if out is not None:
         out = Path(out)
@@ -63,13 +68,15 @@ def evaluate_editor(editor, count: int, frames: int, image_size: int, out: Optio
 
 
 def evaluate_run(run: Path, out: Optional[Path] = None, count: int = 32, steps: Optional[int] = None,
-                 seed: int = EVAL_SEED, split: str = "heldout", weights: Optional[str] = None) -> dict[str, Any]:
+                 seed: int = EVAL_SEED, split: str = "heldout", weights: Optional[str] = None,
+                 quiet: bool = False) -> dict[str, Any]:
     """Score a video shapes-world run (its recipe gives the frames and size); the report goes to `out`."""
     from byg_cli.edit import Editor
 
     editor = Editor.from_run(Path(run), weights=weights)
     data = editor.data
-    return evaluate_editor(editor, count, data.frames, data.resolution, out, seed=seed, steps=steps, split=split)
+    return evaluate_editor(editor, count, data.frames, data.resolution, out, seed=seed, steps=steps, split=split,
+                           quiet=quiet)
 
 
 def video_base_markdown(summary: dict[str, Any]) -> str:
