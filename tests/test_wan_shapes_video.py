@@ -1,6 +1,7 @@
 """The video shapes world: moving-shape clips, style edits, lossless records, and the exact per-frame metrics."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -188,3 +189,21 @@ def test_pretrain_then_byg_then_score_on_the_video_shapes_world(tmp_path):
     report = json.loads((run / "eval" / "shapes_video.json").read_text())
     assert report["summary"] == summary and len(report["clips"]) == 2  # same seeds: the same edits and scores
     assert (run / "eval" / "shapes_video_grid.png").is_file()
+
+
+def test_the_video_recipe_trains_from_the_committed_base_on_a_fresh_checkout(tmp_path, monkeypatch):
+    """recipes/shapes_video.toml as shipped (model.path = examples/shapes-video-base), cut to 2 steps, ends with its
+    evaluation; the committed base is a two-stage pretrained Wan folder, not a random one."""
+    from byg_cli.models.registry import load_model_folder
+    from byg_cli.recipe import load_recipe
+    from byg_cli.train import train
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)
+    run = train(load_recipe(root / "recipes" / "shapes_video.toml", [
+        f"run.dir='{tmp_path / 'run'}'", "train.steps=2", "objective.identity_warmup_steps=1", "train.batch_size=1",
+        "train.sample_every=0", "train.checkpoint_every=2", "eval.count=1", "eval.steps=2"]), quiet=True)
+    report = json.loads((run / "eval" / "shapes_video.json").read_text())
+    assert report["summary"]["clips"] == 1 and report["summary"]["frames"] == 9
+    base = load_model_folder(root / "examples" / "shapes-video-base", family="wan")
+    assert base.transformer.config.num_attention_heads * base.transformer.config.attention_head_dim == 256
