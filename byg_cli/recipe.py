@@ -331,6 +331,11 @@ def _check_combinations(recipe: Recipe, origin: str) -> None:
         raise BygError(f"{origin}: objective.target = 'posterior' needs objective.name = 't2i' and data.kind = "
                        f"'shapes_t2i' (got '{o.name}' and '{recipe.data.kind}'): only the shapes world's "
                        "captions have an enumerable set of images")
+    video_eval = recipe.eval.after in ("shapes-video-base", "shapes-video")
+    if recipe.eval.after != "none" and video_eval != (recipe.model.family == "wan"):
+        needs = "a video (model.family = 'wan')" if video_eval else "an image (model.family = 'flux')"
+        raise BygError(f"{origin}: eval.after = '{recipe.eval.after}' needs {needs} recipe; this one has "
+                       f"model.family = '{recipe.model.family}'")
 
 
 def load_recipe(path: Path, overrides: list[str] | tuple[str, ...] = (), check_paths: bool = True) -> Recipe:

@@ -207,3 +207,14 @@ def test_the_video_recipe_trains_from_the_committed_base_on_a_fresh_checkout(tmp
     assert report["summary"]["clips"] == 1 and report["summary"]["frames"] == 9
     base = load_model_folder(root / "examples" / "shapes-video-base", family="wan")
     assert base.transformer.config.num_attention_heads * base.transformer.config.attention_head_dim == 256
+
+
+def test_a_video_evaluation_after_an_image_recipe_is_refused_when_the_recipe_is_read():
+    from byg_cli.errors import BygError
+    from byg_cli.recipe import load_recipe
+
+    root = Path(__file__).resolve().parents[1]
+    with pytest.raises(BygError, match=r"shapes.toml: eval.after = 'shapes-video' needs a video .*'flux'"):
+        load_recipe(root / "recipes" / "shapes.toml", ['eval.after="shapes-video"'], check_paths=False)
+    with pytest.raises(BygError, match=r"eval.after = 'shapes-edit' needs an image .*'wan'"):
+        load_recipe(root / "recipes" / "shapes_video.toml", ['eval.after="shapes-edit"'], check_paths=False)
