@@ -27,7 +27,9 @@ from byg_cli.data.shapes import (
     with_articles,
 )
 
-EDIT_TYPES: tuple[str, ...] = ("color", "background", "shape", "style", "add", "remove")
+# The edits that change one attribute and keep every other: success and preservation are averaged over these.
+CORE_EDIT_TYPES: tuple[str, ...] = ("color", "background", "shape", "style")
+EDIT_TYPES: tuple[str, ...] = (*CORE_EDIT_TYPES, "add", "remove")
 SPLITS: tuple[str, ...] = ("train", "heldout")
 
 
@@ -290,7 +292,7 @@ def identity_edits(edits: Iterable[ShapesEdit]) -> list[ShapesEdit]:
     return [ShapesEdit(source=e.source, target=e.source, src_caption=e.src_caption, tgt_caption=e.src_caption,
                        instruction=e.reverse_instruction, reverse_instruction=e.reverse_instruction,
                        edit_type="identity", phrasing_split=e.phrasing_split)
-            for e in edits if e.edit_type in ("color", "background", "shape", "style")]
+            for e in edits if e.edit_type in CORE_EDIT_TYPES]
 
 
 def edit_tuple(edit: ShapesEdit) -> dict[str, Any]:

@@ -30,11 +30,11 @@ import numpy as np
 from scipy import ndimage
 
 from byg_cli.data.shapes import Attributes, silhouette_mask
+from byg_cli.data.shapes_edits import CORE_EDIT_TYPES
 from byg_cli.data.shapes_reader import Reading, clean_render_iou, mask_iou, read, to_uint8_image
 from byg_cli.visual import save_grid
 
 T2I_ATTRIBUTES = ("background", "color", "shape", "style")
-CORE_EDIT_TYPES = ("color", "background", "shape", "style")
 EDIT_TYPE_ORDER = ("color", "background", "shape", "style", "add", "remove", "identity")
 _NAMED = {
     "color": {"color"},
