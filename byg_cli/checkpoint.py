@@ -6,12 +6,15 @@ import json
 import os
 import random
 import shutil
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+
+from byg_cli.file_checks import safetensors_problem
 
 PREFIX = "step-"
 
@@ -59,7 +62,8 @@ def save_checkpoint(run_dir: Path, step: int, tensors: dict[str, dict[str, torch
         save_file({k: v.detach().contiguous().cpu() for k, v in sd.items()}, str(tmp / f"{name}.safetensors"))
     opt_state = optimizer if isinstance(optimizer, dict) else optimizer.state_dict()  # a dict: already gathered
     torch.save({"optimizer": opt_state, "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
-    (tmp / "state.json").write_text(json.dumps({"step": step, **state}))
+    files = sorted([f"{name}.safetensors" for name in tensors] + ["optimizer.pt"])
+    (tmp / "state.json").write_text(json.dumps({"step": step, "files": files, **state}))
     for f in tmp.iterdir():
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
@@ -69,6 +73,57 @@ def save_checkpoint(run_dir: Path, step: int, tensors: dict[str, dict[str, torch
     for old in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def remove_temporary(run_dir: Path) -> list[Path]:
+    """Delete half-written checkpoint folders (`.tmp-step-*`) left by a killed run; call with the run's lock held.
+    Returns what was removed."""
+    root = checkpoint_dir(run_dir)
+    found = sorted(root.glob(".tmp-*")) if root.is_dir() else []
+    for p in found:
+        shutil.rmtree(p, ignore_errors=True)
+    return found
+
+
+def checkpoint_problem(ckpt: Path, expected: tuple[str, ...] = ()) -> Optional[str]:
+    """Why a checkpoint folder cannot be resumed from, or None: an unreadable state.json, a tensor file missing
+    (the ones its state.json lists, and `expected` names such as "ema"), empty or truncated, a torn optimizer.pt."""
+    import zipfile
+
+    try:
+        state = json.loads((Path(ckpt) / "state.json").read_text())
+        int(state["step"])
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return "state.json is empty or unreadable"
+    listed = state.get("files") if isinstance(state.get("files"), list) else []
+    names = sorted({*map(str, listed), *(f"{e}.safetensors" for e in expected), "optimizer.pt"})
+    for name in names:
+        f = Path(ckpt) / name
+        if name.endswith(".safetensors"):
+            problem = safetensors_problem(f)
+        elif not f.is_file():
+            problem = "missing"
+        else:
+            try:
+                with zipfile.ZipFile(f) as z:
+                    problem = None if z.testzip() is None else "corrupt"
+            except (zipfile.BadZipFile, OSError, EOFError):
+                problem = "truncated or corrupt"
+        if problem:
+            return f"{name}: {problem}"
+    return None
+
+
+def newest_loadable(run_dir: Path, expected: tuple[str, ...] = ()) -> tuple[Optional[Path], list[str]]:
+    """The newest checkpoint that can be loaded, and one line per newer one that cannot ("step-0000200:
+    ema.safetensors: truncated")."""
+    skipped = []
+    for found in reversed(list_checkpoints(run_dir)):
+        problem = checkpoint_problem(found, expected)
+        if problem is None:
+            return found, skipped
+        skipped.append(f"{found.name}: {problem}")
+    return None, skipped
 
 
 def load_tensors(ckpt: Path, name: str) -> Optional[dict[str, torch.Tensor]]:
@@ -82,13 +137,20 @@ def resolve_checkpoint(run_dir: Path, name: str = "latest") -> Path:
 
     run_dir = Path(run_dir)
     if name == "latest":
-        found = latest_checkpoint(run_dir)
+        found, skipped = newest_loadable(run_dir)
+        if skipped:
+            print(f"warning: skipping damaged checkpoint(s) {'; '.join(skipped)}"
+                  + (f"; using {found.name}" if found else ""), file=sys.stderr)
         if found is None:
-            raise BygError(f"--run {run_dir}: no checkpoint in {checkpoint_dir(run_dir)}")
+            kind = "loadable checkpoint" if skipped else "checkpoint"
+            raise BygError(f"--run {run_dir}: no {kind} in {checkpoint_dir(run_dir)}")
         return found
     found = checkpoint_dir(run_dir) / name
     if not (found / "state.json").is_file():
         raise BygError(f"--checkpoint {name}: no such checkpoint in {checkpoint_dir(run_dir)}")
+    problem = checkpoint_problem(found)
+    if problem:
+        raise BygError(f"--checkpoint {name}: damaged ({problem})")
     return found
 
 

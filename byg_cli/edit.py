@@ -20,8 +20,12 @@ from byg_cli.data.video import (Video, edit_plan, fit_frames, from_video_tensor,
                                 to_video_tensor, write_video)
 from byg_cli.errors import BygError
 from byg_cli.models.registry import load_backbone
+from byg_cli.outputs import check_output_file
 from byg_cli.recipe import load_recipe
 from byg_cli.sampling import edit_pixels
+
+
+ADAPTERS = ("edit", "ema")
 
 
 class Editor:
@@ -44,6 +48,8 @@ class Editor:
         if cfg.objective.name == "t2i":
             raise BygError(f"--run {run}: a text-to-image run ({cfg.objective.name}); editing needs a byg or "
                            f"supervised run")
+        if weights not in (None, *ADAPTERS):
+            raise BygError(f"--weights {weights}: choose 'edit' (the trained weights) or 'ema'")
         found = ckpt.resolve_checkpoint(run, checkpoint)
         model = load_backbone(cfg.model, adapters=True)
         model.load_lora_state_dict("edit", ckpt.load_adapter(found, "edit"))
@@ -107,12 +113,15 @@ def edit_file(image: Path, instruction: str, run: Path, out: Optional[Path] = No
 
     if not Path(image).is_file():
         raise BygError(f"{image}: no such file")
+    if not instruction.strip():
+        raise BygError("instruction: empty; say what to change, e.g. \"make the circle blue\"")
     video = is_video_file(Path(image))
     out = Path(out) if out is not None else Path("edited.mp4" if video else "edited.png")
     if video and not is_video_file(Path(out)):
         raise BygError(f"-o {out}: the source is a video; give a video file name ending in .mp4, .mov or .mkv")
     if not video and Path(out).suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
         raise BygError(f"-o {out}: give an image file name ending in .png, .jpg or .webp")
+    check_output_file(out)
     source = read_video(Path(image)) if video else load_image(Path(image))
     editor = Editor.from_run(run, checkpoint=checkpoint, weights=weights)
     total = steps or editor.inference.steps

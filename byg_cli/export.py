@@ -32,6 +32,8 @@ def export_lora(cfg: Recipe, run_dir: Path, *, checkpoint: str = "latest", fmt: 
     weights = weights or cfg.export.weights
     if fmt not in ("diffusers", "comfyui", "both"):
         raise BygError(f"--lora-format {fmt}: use diffusers, comfyui or both")
+    if weights not in ("edit", "ema"):
+        raise BygError(f"--weights {weights}: choose 'edit' (the trained weights) or 'ema'")
     found = ckpt.resolve_checkpoint(run_dir, checkpoint)
     lora = ckpt.load_adapter(found, weights)
     if lora is None:

@@ -14,8 +14,35 @@ from byg_cli.engine.objectives import ABLATIONS
 from byg_cli.errors import BygError
 
 
+def _numeric(annotation) -> bool:
+    """An int or float field (Optional too), where TOML's true/false must not pass as 1/0."""
+    import typing
+
+    if annotation in (int, float):
+        return True
+    return typing.get_origin(annotation) in (typing.Union, getattr(__import__("types"), "UnionType", None)) and any(
+        a in (int, float) for a in typing.get_args(annotation))
+
+
+def _known_names(value: list[str], known, what: str) -> list[str]:
+    """`value` when every name is in `known`; else a ValueError naming the first stranger, with the closest."""
+    for name in value:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else f"; valid: {', '.join(known)}"
+            raise ValueError(f"unknown {what} '{name}'{hint}")
+    return value
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_as_number(cls, value, info):
+        if isinstance(value, bool) and _numeric(cls.model_fields[info.field_name].annotation):
+            raise ValueError(f"expected a number, got {str(value).lower()}")
+        return value
 
 
 class RunConfig(Section):
@@ -55,9 +82,10 @@ class ModelConfig(Section):
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     lora_rank: int = Field(16, ge=1)
     lora_alpha: float = Field(16.0, gt=0)
-    lora_targets: Optional[list[str]] = Field(None, description="LoRA target modules; default: the family's "
-                                                                "list (FLUX: attention + MLP of both streams; "
-                                                                "Wan: attn1, attn2 and ffn of every block)")
+    lora_targets: Optional[list[str]] = Field(None, min_length=1,
+                                              description="LoRA target modules; default: the family's "
+                                                          "list (FLUX: attention + MLP of both streams; "
+                                                          "Wan: attn1, attn2 and ffn of every block)")
     guidance: float = Field(3.5, description="FLUX.1-dev guidance embedding value, used in every pass")
     source_id_offset: float = Field(1.0, description="first position-id coordinate of source tokens (Kontext: 1)")
     max_sequence_length: Optional[int] = Field(None, ge=1)
@@ -91,7 +119,7 @@ class DataConfig(Section):
     kind: Literal["records", "shapes_t2i", "shapes_edit", "shapes_video_t2v", "shapes_video_edit"] = "records"
     path: Optional[Path] = None
     resolution: int = Field(32, ge=8)
-    edit_types: Optional[list[str]] = None
+    edit_types: Optional[list[str]] = Field(None, description="shapes world: only these edit types (default: all)")
     buckets: bool = Field(False, description="records: aspect-ratio buckets of area ~ resolution^2 instead of "
                                              "square centre crops")
     bucket_step: int = Field(16, ge=2, description="bucket sides are multiples of this (FLUX: 16 = VAE 8 x pack 2)")
@@ -104,6 +132,17 @@ class DataConfig(Section):
                                                         "source's own frames, consecutive")
 
     _frames_4k1 = field_validator("frames")(lambda cls, v: frames_4k1(v))
+
+    @field_validator("edit_types")
+    @classmethod
+    def _known_edit_types(cls, value: Optional[list[str]]) -> Optional[list[str]]:
+        from byg_cli.data.shapes_edits import EDIT_TYPES
+
+        if value is None:
+            return value
+        if not value:
+            raise ValueError("empty: leave the key out for every edit type")
+        return _known_names(value, EDIT_TYPES, "edit type")
 
 
 class TimestepConfig(Section):
@@ -131,6 +170,9 @@ class ObjectiveConfig(Section):
     alpha: float = Field(0.1, ge=0, description="weight of the MSE anchor in the prior loss")
     identity_warmup_steps: int = Field(200, ge=0)
     identity_prob: float = Field(0.15, ge=0, le=1)
+    prior_ramp_steps: int = Field(0, ge=0, description="experimental: the prior's weight grows linearly from 0 "
+                                                       "to lambda_prior over this many steps after the identity "
+                                                       "warm-up (0: Algorithm 1, the full weight at once)")
     rollout_adapter: Literal["ema", "edit"] = "ema"
     batch_passes: bool = True
     checkpoint_passes: bool = Field(True, description="recompute the forward and reverse passes in backward: the "
@@ -142,12 +184,7 @@ class ObjectiveConfig(Section):
     @field_validator("ablate")
     @classmethod
     def _known_ablations(cls, value: list[str]) -> list[str]:
-        for name in value:
-            if name not in ABLATIONS:
-                close = difflib.get_close_matches(name, ABLATIONS, n=1)
-                hint = f" (did you mean '{close[0]}'?)" if close else f"; valid: {', '.join(ABLATIONS)}"
-                raise ValueError(f"unknown ablation '{name}'{hint}")
-        return value
+        return _known_names(value, ABLATIONS, "ablation")
 
 
 class EmaConfig(Section):
@@ -163,6 +200,13 @@ class TrainConfig(Section):
     lr: float = Field(1e-4, gt=0)
     weight_decay: float = Field(1e-2, ge=0)
     betas: tuple[float, float] = (0.9, 0.999)
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in value):
+            raise ValueError(f"each beta must be in [0, 1), got {list(value)}")
+        return value
     max_grad_norm: float = Field(1.0, ge=0, description="0 disables clipping")
     lr_warmup_steps: int = Field(0, ge=0)
     lr_decay_steps: int = Field(0, ge=0, description="decay the learning rate linearly to zero over the last N "
@@ -331,6 +375,9 @@ def _check_combinations(recipe: Recipe, origin: str) -> None:
         raise BygError(f"{origin}: objective.target = 'posterior' needs objective.name = 't2i' and data.kind = "
                        f"'shapes_t2i' (got '{o.name}' and '{recipe.data.kind}'): only the shapes world's "
                        "captions have an enumerable set of images")
+    if recipe.data.edit_types is not None and recipe.data.kind != "shapes_edit":
+        raise BygError(f"{origin}: data.edit_types applies to data.kind = 'shapes_edit', not "
+                       f"'{recipe.data.kind}' (records carry the edit types make-data gave them)")
     video_eval = recipe.eval.after in ("shapes-video-base", "shapes-video")
     if recipe.eval.after != "none" and video_eval != (recipe.model.family == "wan"):
         needs = "a video (model.family = 'wan')" if video_eval else "an image (model.family = 'flux')"
@@ -343,7 +390,9 @@ def load_recipe(path: Path, overrides: list[str] | tuple[str, ...] = (), check_p
     if not path.is_file():
         raise BygError(f"{path}: no such recipe file")
     try:
-        tree = tomllib.loads(path.read_text())
+        tree = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise BygError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise BygError(f"{path}: not valid TOML ({exc})") from None
     for text in overrides:

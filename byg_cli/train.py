@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import math
+import os
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -25,7 +26,9 @@ from byg_cli.engine.objectives import BygConfig, build_objective
 from byg_cli.engine.schedule import TimestepSampler, lr_factor
 from byg_cli.errors import BygError
 from byg_cli.models.registry import load_backbone
+from byg_cli.interrupts import StopRequest
 from byg_cli.recipe import Recipe, write_recipe
+from byg_cli.run_folder import RunLock, trim_loss_log
 from byg_cli.sampling import edit_latents, generate
 from byg_cli.visual import save_grid
 
@@ -44,6 +47,7 @@ def build_objective_from(cfg: Recipe, model=None):
     byg = BygConfig(rollout_steps=o.rollout_steps, rollout_shift=o.rollout_shift, lambda_prior=o.lambda_prior,
                     lambda_id=o.lambda_id, lambda_cycle=o.lambda_cycle, alpha=o.alpha,
                     identity_warmup_steps=o.identity_warmup_steps, identity_prob=o.identity_prob,
+                    prior_ramp_steps=o.prior_ramp_steps,
                     rollout_adapter=o.rollout_adapter, batch_passes=o.batch_passes,
                     checkpoint_passes=o.checkpoint_passes, ablate=tuple(o.ablate))
     posterior = None
@@ -56,6 +60,17 @@ def build_objective_from(cfg: Recipe, model=None):
                            "(model.create.pixel_patch > 0): a VAE's latent noise is not pixel noise")
         posterior = ShapesPosterior(cfg.data.resolution)
     return build_objective(o.name, timesteps, byg, weighting=o.loss_weighting, posterior=posterior)
+
+
+def check_frame_size(cfg: Recipe, multiple: int) -> None:
+    """Image / frame sides the model can tokenise, refused in one line otherwise."""
+    d = cfg.data
+    sides = (("bucket_step", d.bucket_step),) if d.buckets else (("resolution", d.resolution),)
+    for key, value in (*sides, ("height", d.height), ("width", d.width)):
+        if value is not None and value % multiple:
+            low = value - value % multiple
+            raise BygError(f"data.{key} = {value}: must be a multiple of {multiple} for this model (its codec and "
+                           f"token size), e.g. {max(low, multiple)} or {low + multiple}")
 
 
 def fingerprint(tensors: list[torch.Tensor]) -> str:
@@ -92,6 +107,7 @@ class Trainer:
         if self.fsdp and cfg.model.family != "flux":
             raise BygError(f"train.sharding = 'fsdp': not available for the {cfg.model.family} backbone; use ddp")
         self.model = load_backbone(cfg.model, adapters=not self.is_t2i)
+        check_frame_size(cfg, self.model.pixel_multiple)
         if self.fsdp:  # FSDP2 in place: base weights and both LoRAs sharded, gathered block by block in each call
             from torch.distributed.fsdp import fully_shard
 
@@ -233,10 +249,20 @@ class Trainer:
         self.accelerator.wait_for_everyone()
         return path
 
+    def expected_checkpoint_files(self) -> tuple[str, ...]:
+        """The tensor files a checkpoint of this run must hold besides `trainable` and the optimizer state."""
+        return (*(() if self.is_t2i else ("ema",)), *(("ema_full",) if self.shadow is not None else ()))
+
     def resume(self) -> None:
-        latest = ckpt.latest_checkpoint(self.run_dir)
+        """Continue from the newest checkpoint that loads; newer damaged ones (a kill mid-write, a truncated or
+        deleted file) are skipped with one line saying so."""
+        expected = ("trainable", *self.expected_checkpoint_files())
+        latest, skipped = ckpt.newest_loadable(self.run_dir, expected)
+        if skipped and self.accelerator.is_main_process:
+            print(f"warning: skipping damaged checkpoint(s) {'; '.join(skipped)}"
+                  + (f"; resuming from {latest.name}" if latest else ""))
         if latest is None:
-            raise BygError(f"--resume: no checkpoint in {self.run_dir / 'checkpoints'}")
+            raise BygError(f"--resume: no loadable checkpoint in {self.run_dir / 'checkpoints'}")
         self.load_trainable_state(ckpt.load_tensors(latest, "trainable"))
         ema = ckpt.load_tensors(latest, "ema")
         if ema is not None and not self.is_t2i:
@@ -250,11 +276,8 @@ class Trainer:
         state = ckpt.load_state(latest)
         ckpt.restore_rng(state["rng"], self.generator)
         self.state.step = int(state["step"])
-        log = self.run_dir / "losses.jsonl"
-        if log.is_file():
-            kept = [line for line in log.read_text().splitlines()
-                    if line.strip() and json.loads(line)["step"] <= self.state.step]
-            log.write_text("".join(line + "\n" for line in kept))
+        if self.accelerator.is_main_process:
+            trim_loss_log(self.run_dir, self.state.step)
 
     @contextlib.contextmanager
     def codec_on_device(self):
@@ -351,11 +374,30 @@ class Trainer:
         return logs_sum
 
 
-def prepare_run_dir(cfg: Recipe, run_dir: Path, resume: bool) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
+def check_run_dir(run_dir: Path, resume: bool) -> None:
+    """Refuse, before anything is written, a run folder that cannot be trained into."""
+    if str(run_dir) in ("", "."):
+        raise BygError("run.dir: empty; name a folder for the run (e.g. runs/my-run)")
+    for parent in [run_dir, *run_dir.parents]:
+        if parent.exists() and not parent.is_dir():
+            raise BygError(f"run.dir {run_dir}: {parent} is a file, not a folder")
+        if parent.exists():
+            break
+    if resume and not ckpt.list_checkpoints(run_dir):
+        raise BygError(f"--resume: no checkpoint in {run_dir / 'checkpoints'}")
     if not resume and ckpt.latest_checkpoint(run_dir) is not None:
         raise BygError(f"{run_dir} already holds checkpoints: pass --resume to continue it, or choose another "
                        f"--run-dir")
+
+
+def prepare_run_dir(cfg: Recipe, run_dir: Path, resume: bool) -> None:
+    check_run_dir(run_dir, resume)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise BygError(f"run.dir {run_dir}: cannot create it ({err.strerror})") from None
+    if not os.access(run_dir, os.W_OK):
+        raise BygError(f"run.dir {run_dir}: not writable")
     # The run's own copy names its folders absolutely, so `byg edit --run` works from anywhere.
     resolved = cfg.model_copy(deep=True)
     resolved.run.dir = run_dir.resolve()
@@ -388,16 +430,34 @@ def fill_cache_with_progress(trainer: Trainer, quiet: bool) -> dict:
 def train(cfg: Recipe, run_dir: Optional[Path] = None, resume: bool = False,
           stop_after: Optional[int] = None, quiet: bool = False, cache_only: bool = False) -> Path:
     """Train per the recipe into run_dir (default cfg.run.dir). Returns the run folder. With `cache_only`, only
-    fill the encoder cache (cfg.cache) and stop; with cfg.cache.enabled, it is filled before training."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from torch.utils.tensorboard import SummaryWriter
+    fill the encoder cache (cfg.cache) and stop; with cfg.cache.enabled, it is filled before training.
 
-    run_dir = Path(run_dir or cfg.run.dir)
+    One `byg train` works in a folder at a time (a lock); Ctrl-C or SIGTERM ends the step under way, saves a
+    checkpoint and stops, so `--resume` continues exactly as if the run had not been interrupted."""
+    run_dir = Path(run_dir if run_dir is not None else cfg.run.dir)
     if cache_only:
         trainer = Trainer(cfg, run_dir)
         fill_cache_with_progress(trainer, quiet)
         return run_dir
-    prepare_run_dir(cfg, run_dir, resume)
+    check_run_dir(run_dir, resume)
+    if int(os.environ.get("RANK", "0")):  # other processes of a multi-process run: the main one holds the lock
+        return _train_in(cfg, run_dir, resume, stop_after, quiet)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise BygError(f"run.dir {run_dir}: cannot create it ({err.strerror})") from None
+    with RunLock(run_dir):
+        prepare_run_dir(cfg, run_dir, resume)
+        ckpt.remove_temporary(run_dir)
+        if not resume:  # a fresh start: forget what a run killed before its first checkpoint logged
+            trim_loss_log(run_dir, 0)
+        return _train_in(cfg, run_dir, resume, stop_after, quiet)
+
+
+def _train_in(cfg: Recipe, run_dir: Path, resume: bool, stop_after: Optional[int], quiet: bool) -> Path:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from torch.utils.tensorboard import SummaryWriter
+
     torch.manual_seed(cfg.run.seed)
     trainer = Trainer(cfg, run_dir)
     if cfg.cache.enabled:
@@ -408,16 +468,17 @@ def train(cfg: Recipe, run_dir: Optional[Path] = None, resume: bool = False,
     end = t.steps if stop_after is None else min(t.steps, trainer.state.step + stop_after)
     main = trainer.accelerator.is_main_process
     writer = SummaryWriter(str(run_dir / "logs")) if main else None
-    loss_log = (run_dir / "losses.jsonl").open("a") if main else None
+    loss_log = (run_dir / "losses.jsonl").open("a", encoding="utf-8") if main else None
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[losses]}")]
     started = time.time()
     deadline = None if t.max_minutes is None else started + 60 * t.max_minutes
-    out_of_time = False
+    out_of_time = stopped = False
+    saved_at = trainer.state.step if resume else -1
     try:
-        with Progress(*columns, disable=quiet or not main, transient=False) as progress:
+        with StopRequest() as stop, Progress(*columns, disable=quiet or not main, transient=False) as progress:
             task = progress.add_task(f"{cfg.objective.name}", total=t.steps, completed=trainer.state.step, losses="")
-            while trainer.state.step < end and not out_of_time:
+            while trainer.state.step < end and not out_of_time and not stopped:
                 logs = trainer.step()
                 step = trainer.state.step
                 if main and step % t.log_every == 0:
@@ -428,22 +489,33 @@ def train(cfg: Recipe, run_dir: Optional[Path] = None, resume: bool = False,
                 shown = " ".join(f"{k}={v:.3g}" for k, v in logs.items() if k not in ("lr", "identity_step"))
                 progress.update(task, completed=step, losses=shown)
                 out_of_time = deadline is not None and trainer.agree(time.time() > deadline)
-                if step % t.checkpoint_every == 0 or step == end or out_of_time:
+                stopped = trainer.agree(stop.requested)
+                if step % t.checkpoint_every == 0 or step == end or out_of_time or stopped:
                     trainer.save()
+                    saved_at = step
+                if stopped:
+                    break
                 if (main or trainer.fsdp) and t.sample_every and (step % t.sample_every == 0 or step == t.steps
                                                                   or out_of_time):
                     with trainer.ema_weights():
                         trainer.sample_grid()
-    except KeyboardInterrupt:
-        if trainer.state.step > 0:
-            trainer.save()
-        raise BygError(f"interrupted at step {trainer.state.step}; checkpoint saved in {run_dir}/checkpoints "
-                       f"(continue with --resume)") from None
+            if stop.requested and not stopped and trainer.state.step > saved_at:  # the signal came after the last step
+                trainer.save()
+                saved_at, stopped = trainer.state.step, True
+            stopped = stopped or stop.requested
+            signal_name = stop.signal_name
+    except KeyboardInterrupt:  # a second Ctrl-C: the step under way is abandoned, nothing more is written
+        last = ckpt.latest_checkpoint(run_dir)
+        raise BygError(f"interrupted twice during step {trainer.state.step + 1}: not saved; --resume continues from "
+                       + (f"{last.name}" if last else "the start (no checkpoint yet)")) from None
     finally:
         trainer.feed.close()
         if writer is not None:
             writer.close()
             loss_log.close()
+    if stopped:
+        raise BygError(f"{signal_name or 'interrupted'} at step {trainer.state.step}; checkpoint saved in "
+                       f"{run_dir}/checkpoints (continue with --resume)")
     finished = trainer.state.step >= t.steps or out_of_time  # train.max_minutes ends a run like its last step
     if main and out_of_time and not quiet:
         print(f"train.max_minutes ({t.max_minutes:g}) reached at step {trainer.state.step}: the run ends here")

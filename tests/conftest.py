@@ -1,5 +1,6 @@
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -80,3 +81,20 @@ def tiny_flux_vae(tmp_path_factory) -> Path:
 
     quiet_hf()
     return write_tiny_flux(tmp_path_factory.mktemp("models") / "tiny-flux-vae", TinyFluxSpec(pixel_patch=0))
+
+
+def run_main(argv, capsys):
+    """The `byg` entry point in this process (as the console script runs it): exit code and stderr."""
+    from byg_cli.cli import main
+
+    old = sys.argv
+    sys.argv = ["byg", *map(str, argv)]
+    try:
+        main()
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        sys.argv = old
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

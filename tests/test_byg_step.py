@@ -144,3 +144,18 @@ def test_each_ablation_removes_exactly_its_term(model, batch):
     assert [ablated.is_identity_step(s, g2) for s in range(10)] == [True] * 5 + [False] * 5
     assert set(ABLATIONS) == {"no_routing", "no_cycle", "no_directional", "no_bootstrap", "no_regularization",
                               "no_random_identity"}
+
+
+def test_prior_ramp_scales_only_the_prior_term(model, batch):
+    """objective.prior_ramp_steps (experimental; 0 = Algorithm 1): step 10 of a 40-step ramp after an 8-step
+    warm-up weighs the prior by 3/40 of lambda_prior; every loss term itself is unchanged."""
+    lam = {"lambda_prior": 0.7, "lambda_id": 0.2, "lambda_cycle": 1.3, "alpha": 0.5, "identity_warmup_steps": 8}
+    full_loss, full, _, _ = run_step(model, batch, **lam)
+    loss, logs, _, _ = run_step(model, batch, prior_ramp_steps=40, **lam)
+    prior = full["prior_fwd"] + full["prior_rev"]
+    terms = ("cycle", "identity", "prior_fwd", "prior_rev")
+    assert {k: logs[k] for k in terms} == pytest.approx({k: full[k] for k in terms}, rel=1e-6)
+    assert float(loss) == pytest.approx(float(full_loss) - 0.7 * prior * (1 - 3 / 40), rel=1e-5)
+    ramp = BygObjective(TimestepSampler(), BygConfig(lambda_prior=2.0, identity_warmup_steps=8, prior_ramp_steps=4))
+    assert [ramp.prior_weight(s) for s in (8, 9, 11, 12, 100)] == [0.5, 1.0, 2.0, 2.0, 2.0]
+    assert BygObjective(TimestepSampler(), BygConfig(lambda_prior=2.0)).prior_weight(0) == 2.0

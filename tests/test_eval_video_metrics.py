@@ -145,12 +145,12 @@ def test_models_load_from_local_paths(tmp_path):
 def test_aesthetic_head_by_hand(tmp_path):
     clip = ClipEncoder(make_tiny_clip(tmp_path / "clip"))
     frames = moving_square_video(n_frames=2)
-    unit = clip.images(frames[:1], antialias=False)[0]
+    unit = clip.images(frames[:1], preprocess="vbench")[0]
     # a head whose weight is 10x the first frame's unit embedding scores that frame 10 * 1 / 10 = 1.0
     torch.save({"weight": 10 * unit[None], "bias": torch.tensor([0.5])}, tmp_path / "head.pth")
     head = load_aesthetic_head(tmp_path / "head.pth", clip.embed_dim)
     with torch.no_grad():
-        scores = vm.aesthetic_scores(clip.images(frames[[0, 0]], antialias=False), head)
+        scores = vm.aesthetic_scores(clip.images(frames[[0, 0]], preprocess="vbench"), head)
     assert scores.tolist() == pytest.approx([1.05, 1.05], abs=1e-5)  # (10 * 1 + 0.5) / 10
     torch.save({"weight": torch.zeros(1, 768), "bias": torch.zeros(1)}, tmp_path / "l14.pth")
     with pytest.raises(BygError, match="expects 768-d embeddings but the CLIP model gives 32-d"):

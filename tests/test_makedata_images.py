@@ -176,7 +176,7 @@ def test_cli_argument_errors(tmp_path):
     result = runner.invoke(app, ["make-data", str(tmp_path / "missing"), "--vlm", "http://127.0.0.1:9"])
     assert isinstance(result.exception, BygError) and "not an images folder" in str(result.exception)
     result = runner.invoke(app, ["make-data", str(tmp_path)])
-    assert "--vlm MODEL_PATH_OR_URL is needed" in str(result.exception)
+    assert "missing --vlm" in str(result.exception) and "BYG_VLM" in str(result.exception)
     result = runner.invoke(app, ["make-data", str(tmp_path), "--vlm", "http://127.0.0.1:9", "--count", "3"])
     assert "use --limit" in str(result.exception)
     proc = subprocess.run(cli("videos"), env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)

@@ -1,6 +1,5 @@
 """`byg user-study build`: pairing, packs, tokens, and clear errors for mismatched inputs."""
 
-import json
 import sqlite3
 import subprocess
 import sys

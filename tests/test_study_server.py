@@ -2,12 +2,15 @@
 
 import socket
 import sqlite3
+import subprocess
+import sys
+import time
 
 import httpx
 import pytest
 
 from byg_cli.study import db
-from byg_cli.study.server import MAX_BODY_BYTES
+from byg_cli.study.server import MAX_BODY_BYTES, SLOTS
 from study_helpers import make_study, running_server
 
 
@@ -173,3 +176,54 @@ def test_malformed_votes_are_400(study):
         assert reply.status_code == 400, body
         assert reply.json()["error"]
     assert httpx.get(f"{url}/api/vote", headers=bearer(token)).status_code == 405
+
+
+def test_deeply_nested_vote_is_400(study):
+    result, url = study
+    token = result.raters[0].token
+    for body in (b"[" * 2000 + b"]" * 2000, b'{"item": ' + b"[" * 2000):
+        assert len(body) <= MAX_BODY_BYTES
+        reply = httpx.post(f"{url}/api/vote", headers=bearer(token), content=body)
+        assert reply.status_code == 400 and reply.json()["error"], body[:20]
+
+
+def test_media_position_past_the_database_range_is_404(study):
+    result, url = study
+    token = result.raters[0].token
+    for position in ("99999999999999999999999", str(2**63), str(2**63 - 1)):
+        for slot in SLOTS:
+            assert httpx.get(f"{url}/media/{position}/{slot}", params={"token": token}).status_code == 404
+    assert httpx.get(f"{url}/media/99999999999999999999999/source").status_code == 401
+
+
+def test_access_log_keeps_tokens_out(tmp_path):
+    """`byg user-study serve` as a user runs it: the access log shows every request, never a token."""
+    result = make_study(tmp_path, items=2, raters=1)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "byg_cli.cli", "user-study", "serve", str(result.path),
+                                 "--port", str(port)], stdout=out, stderr=subprocess.STDOUT)
+        try:
+            url, rater, admin = f"http://127.0.0.1:{port}", result.raters[0].token, result.admin_token
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    httpx.get(url + "/", timeout=1)
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
+                    time.sleep(0.1)
+            assert httpx.get(f"{url}/r/{rater}").status_code == 200
+            assert httpx.get(f"{url}/media/0/A", params={"token": rater}).status_code == 200
+            assert httpx.get(f"{url}/admin/counts?token={admin}&x=1").status_code == 200
+            assert httpx.get(f"{url}/admin/export", params={"token": "wrong-" + admin}).status_code == 403
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+    access = [line for line in log.read_text().splitlines() if "HTTP/1.1" in line]
+    assert len(access) >= 5, log.read_text()
+    assert not [line for line in access if rater in line or admin in line], access
+    assert any("/r/<token>" in line for line in access) and any("token=<token>&x=1" in line for line in access)

@@ -40,9 +40,11 @@ def eval_shapes_edit_command(
                                        "to keep as it is?"),
 ) -> None:
     """Edit success and preservation per edit type on held-out sources and instructions."""
+    from byg_cli.data.shapes_edits import check_edit_types
     from byg_cli.edit import Editor
     from byg_cli.eval.shapes_eval import evaluate_edits
 
+    check_edit_types(edit_types)
     out = out or run / "eval"
     evaluate_edits(Editor.from_run(run, weights=weights), out, per_type=per_type, steps=steps, seed=seed,
                    edit_types=edit_types, identity=identity)

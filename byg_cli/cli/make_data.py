@@ -19,7 +19,9 @@ def make_data_command(
                                   "it), a folder for shapes (default data/shapes)."),
     count: Optional[int] = typer.Option(None, "--count", help="How many tuples/captions to make (shapes: 1000)."),
     seed: int = typer.Option(0, "--seed", help="Seed of every random draw."),
-    vlm: Optional[str] = typer.Option(None, "--vlm", help="Images: a local Qwen-VL model folder or an http(s):// server."),
+    vlm: Optional[str] = typer.Option(
+        None, "--vlm", help="Images: a local Qwen-VL model folder or an http(s):// server (default: vlm in byg.toml "
+                            "/ BYG_VLM)."),
     vlm_model: Optional[str] = typer.Option(None, "--vlm-model", help="Model name on the --vlm/--llm server (default: its first)."),
     metadata: Optional[Path] = typer.Option(None, "--metadata", help="Images: OpenImages-style metadata CSV."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Images: only the first N images (sorted by path)."),
@@ -64,10 +66,14 @@ def make_data_command(
         metadata = write_shapes_dataset(folder, count or 1000, seed, edit_types, split, image_size=size)
         typer.echo(f"wrote {metadata}")
         return
-    out = out or Path("edits.jsonl")
+    from byg_cli.project_defaults import ProjectDefaults
+
+    out, defaults = out or Path("edits.jsonl"), ProjectDefaults()
+    vlm_model = defaults.value("vlm_model", vlm_model)
     if source == "videos":
         from byg_cli.makedata.entry import run_videos
 
+        llm = defaults.value("llm", llm)
         run_videos(extra, out=out, count=count, seed=seed, llm=llm, llm_model=vlm_model, t2v=t2v, clips=clips,
                    keep_list=keep_list, clip=clip, clip_threshold=clip_threshold, **server,
                    clip_settings=dict(frames=frames, height=height, width=width, fps=fps, steps=steps,
@@ -79,5 +85,6 @@ def make_data_command(
                        f"folder, videos, shapes")
     from byg_cli.makedata.entry import run_images
 
+    vlm = defaults.need("vlm", vlm, f"make-data {source}")
     run_images(source, extra, out=out, count=count, seed=seed, vlm=vlm, vlm_model=vlm_model, metadata=metadata,
                limit=limit, k=k, p_style=p_style, max_new_tokens=max_new_tokens, **server)

@@ -52,7 +52,7 @@ def build_command(
 def serve_command(
     study: Path = typer.Argument(..., help="The study database made by `byg user-study build`."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
-    port: int = typer.Option(8000, "--port", help="Port to listen on."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
 ) -> None:
     """Serve the study to raters (links from `build`, printed again here)."""
     from byg_cli.study.server import rater_links, serve

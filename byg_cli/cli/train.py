@@ -16,7 +16,7 @@ def train_command(
     ),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Run folder (default: recipe's run.dir)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint in the run folder."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many steps (for this invocation)."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Stop after this many steps (for this invocation)."),
     cache_only: bool = typer.Option(False, "--cache-only", help="Only fill the encoder cache ([cache]) and stop."),
     export_only: bool = typer.Option(
         False, "--export-only", help="Only export a checkpoint's LoRA to RUN/lora/ (the step training ends with)."),
@@ -34,7 +34,9 @@ def train_command(
         for path in export_run(recipe, run_dir, checkpoint=checkpoint, fmt=lora_format, weights=weights):
             typer.echo(f"wrote {path}")
         return
+    from byg_cli.project_defaults import ProjectDefaults, train_overrides
     from byg_cli.train import train
 
-    cfg = load_recipe(recipe, overrides=set_ or [])
+    # train.model_path (byg.toml / BYG_TRAIN_MODEL_PATH) stands in for a recipe's model.path that does not exist
+    cfg = load_recipe(recipe, overrides=train_overrides(recipe, set_ or [], ProjectDefaults()))
     train(cfg, run_dir=run_dir, resume=resume, stop_after=max_steps, cache_only=cache_only)

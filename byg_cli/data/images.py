@@ -15,7 +15,10 @@ def load_image(path: Path, size: int | tuple[int, int] | None = None) -> Image.I
     try:
         img = Image.open(path)
         img.load()
-    except (OSError, ValueError) as exc:
+    except Image.DecompressionBombError:
+        raise BygError(f"{path}: refused, a decompression bomb (declares more than {Image.MAX_IMAGE_PIXELS:,} "
+                       f"pixels)") from None
+    except (OSError, ValueError, SyntaxError) as exc:
         raise BygError(f"{path}: cannot read image ({exc})") from None
     img = img.convert("RGB")
     if size is not None:

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from byg_cli.errors import BygError
+from byg_cli.outputs import writing
+from byg_cli.text_files import iter_json_objects
 
 TEXT_FIELDS = ("src_caption", "instruction", "tgt_caption", "reverse_instruction", "edit_type")
 MEDIA_FIELDS = ("image", "video")
@@ -64,21 +66,6 @@ class EditRecord:
         return p if p.is_absolute() else root / p
 
 
-def iter_json_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for each non-blank line of a JSONL file; a bad line is an error naming it."""
-    with Path(path).open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise BygError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
-            if not isinstance(obj, dict):
-                raise BygError(f"{path}:{lineno}: expected a JSON object")
-            yield lineno, obj
-
-
 def iter_records(path: Path) -> Iterator[EditRecord]:
     path = Path(path)
     if not path.is_file():
@@ -96,9 +83,10 @@ def append_records(path: Path, records: Iterable[EditRecord]) -> None:
     import os
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as fh:
-        for rec in records:
-            fh.write(json.dumps(rec.to_json(), ensure_ascii=False) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as fh:
+            for rec in records:
+                fh.write(json.dumps(rec.to_json(), ensure_ascii=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())

@@ -26,6 +26,8 @@ from byg_cli.data.records import EditRecord, append_records, iter_records
 from byg_cli.data.shapes import DEFAULT_IMAGE_SIZE, render
 from byg_cli.data.shapes_edits import EDIT_TYPES, SPLITS, edit_for_index, edit_tuple
 from byg_cli.errors import BygError
+from byg_cli.outputs import output_folder, writing
+from byg_cli.text_files import read_text
 
 METADATA = "metadata.jsonl"
 MANIFEST = "shapes_dataset.json"
@@ -36,7 +38,7 @@ def _check_settings(out: Path, settings: dict) -> None:
     manifest = out / MANIFEST
     if manifest.is_file():
         try:
-            old = json.loads(manifest.read_text())
+            old = json.loads(read_text(manifest))
         except json.JSONDecodeError as err:
             raise BygError(f"{manifest}: not valid JSON ({err.msg})") from None
         changed = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
@@ -47,8 +49,8 @@ def _check_settings(out: Path, settings: dict) -> None:
     elif (out / METADATA).is_file():
         raise BygError(f"{out / METADATA}: exists but {MANIFEST} does not; not a shapes dataset folder to resume")
     else:
-        out.mkdir(parents=True, exist_ok=True)
-        manifest.write_text(json.dumps(settings, indent=2) + "\n")
+        with writing(manifest):
+            manifest.write_text(json.dumps(settings, indent=2) + "\n")
 
 
 def _written_ids(metadata: Path) -> set[str]:
@@ -62,8 +64,16 @@ def _written_ids(metadata: Path) -> set[str]:
     return ids
 
 
+def _save_png(pixels, path: Path) -> None:
+    with writing(path):
+        Image.fromarray(pixels).save(path)
+
+
 def record_id(index: int) -> str:
     return f"{index:06d}"
+
+
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 1024
 
 
 def write_shapes_dataset(
@@ -86,15 +96,16 @@ def write_shapes_dataset(
     unknown = [t for t in types if t not in EDIT_TYPES]
     if unknown:
         raise BygError(f"unknown edit type(s) {', '.join(unknown)}; choose from {', '.join(EDIT_TYPES)}")
-    if image_size < 16:
-        raise BygError(f"image size must be >= 16 px, got {image_size}")
+    if not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE:
+        raise BygError(f"--size {image_size}: the shapes world renders {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} px "
+                       f"images")
 
+    output_folder(out)
     _check_settings(out, {"seed": seed, "split": split, "edit_types": types, "image_size": image_size})
     metadata = out / METADATA
     done = _written_ids(metadata)
     todo = [i for i in range(count) if record_id(i) not in done]
-    images = out / "images"
-    images.mkdir(parents=True, exist_ok=True)
+    output_folder(out / "images")
 
     pending: list[EditRecord] = []
     columns = (TextColumn("shapes"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -104,8 +115,8 @@ def write_shapes_dataset(
             rid = record_id(index)
             edit = edit_for_index(seed, index, types, split, image_size)
             src, tgt = f"images/{rid}.png", f"images/{rid}_target.png"
-            Image.fromarray(render(edit.source, image_size)).save(out / src)
-            Image.fromarray(render(edit.target, image_size)).save(out / tgt)
+            _save_png(render(edit.source, image_size), out / src)
+            _save_png(render(edit.target, image_size), out / tgt)
             fields = edit_tuple(edit)
             text = {k: fields.pop(k) for k in ("src_caption", "instruction", "tgt_caption", "reverse_instruction", "edit_type")}
             pending.append(EditRecord(media=src, extra={"id": rid, **fields, "target_image": tgt}, **text))

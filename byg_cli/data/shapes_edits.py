@@ -225,6 +225,19 @@ def _other(rng: np.random.Generator, options: Sequence[str], *avoid: Optional[st
     return choices[int(rng.integers(len(choices)))]
 
 
+def check_edit_types(types: Optional[Iterable[str]], flag: str = "--edit-type") -> None:
+    """Refuse, in one line naming the flag, edit types the shapes world does not have."""
+    import difflib
+
+    from byg_cli.errors import BygError
+
+    for name in types or ():
+        if name not in EDIT_TYPES:
+            close = difflib.get_close_matches(name, EDIT_TYPES, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise BygError(f"{flag} {name}: not a shapes-world edit type{hint}; choose from {', '.join(EDIT_TYPES)}")
+
+
 def sample_edit(
     rng: np.random.Generator,
     edit_types: Optional[Iterable[str]] = None,

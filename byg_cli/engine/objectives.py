@@ -121,6 +121,9 @@ class BygConfig:
     alpha: float = 0.1
     identity_warmup_steps: int = 200
     identity_prob: float = 0.15
+    # Experimental, off by default (Algorithm 1 weighs the prior by lambda_prior from the first ByG step): the
+    # prior's weight grows linearly from 0 to lambda_prior over this many steps after the identity warm-up.
+    prior_ramp_steps: int = 0
     rollout_adapter: str = "ema"  # "ema" (G_EMA) or "edit" (current weights under no-grad)
     batch_passes: bool = True  # reverse + identity in one forward of twice the batch; the prior queries in one call
     # Recompute the forward and reverse passes' activations in backward (torch.utils.checkpoint), reverse and
@@ -159,6 +162,13 @@ class BygObjective:
         if step < self.cfg.identity_warmup_steps:
             return True
         return not self.off("no_random_identity") and draw < self.cfg.identity_prob
+
+    def prior_weight(self, step: int) -> float:
+        """lambda_prior, ramped up from 0 over `prior_ramp_steps` after the warm-up when that is set."""
+        ramp = self.cfg.prior_ramp_steps
+        if ramp <= 0:
+            return self.cfg.lambda_prior
+        return self.cfg.lambda_prior * min(1.0, max(0, step - self.cfg.identity_warmup_steps + 1) / ramp)
 
     def gradient_pass(self, model, y, t, cond, source, recompute: bool = True) -> torch.Tensor:
         """G_edit's velocity with gradient; under `checkpoint_passes` (and `recompute`) its activations are
@@ -250,7 +260,7 @@ class BygObjective:
         else:
             p_fwd = d_fwd = m_fwd = p_rev = d_rev = m_rev = zeros
         cycle_term = zeros if self.off("no_cycle") else cfg.lambda_cycle * l_cycle
-        per_sample = cycle_term + cfg.lambda_prior * (p_fwd + p_rev) + cfg.lambda_id * l_id
+        per_sample = cycle_term + self.prior_weight(step) * (p_fwd + p_rev) + cfg.lambda_id * l_id
         loss = per_sample.mean()
 
         if self.trace is not None:

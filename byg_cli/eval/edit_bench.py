@@ -15,7 +15,9 @@ import PIL.Image
 
 from byg_cli.errors import BygError
 from byg_cli.eval.stats import macro_average, mean_sem
+from byg_cli.eval.vie_protocol import claim_store
 from byg_cli.eval.viescore import JudgeItem, Judgement, VieScorer
+from byg_cli.text_files import read_text
 
 
 class ImageEditor(Protocol):
@@ -111,7 +113,7 @@ def read_judgements(path: Path) -> dict[str, Judgement]:
     out: dict[str, Judgement] = {}
     if not path.exists():
         return out
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -127,11 +129,36 @@ def _open_rgb(path: Path) -> PIL.Image.Image:
         return im.convert("RGB")
 
 
-def judge(cases: Sequence[JudgeCase], scorer: VieScorer, store: Path, *, batch_size: int = 8,
-          retry_failed: bool = False, on_done: Callable[[int], None] = lambda n: None) -> dict[str, Judgement]:
-    """Judge every case that has an edited image and no stored judgement (or a failed one with
-    `retry_failed`). Each batch is appended to `store` as soon as it is answered."""
+UNREADABLE_IMAGE = (OSError, ValueError, SyntaxError, PIL.Image.DecompressionBombError)
+
+
+def _judge_item(case: JudgeCase) -> JudgeItem | str:
+    """The case's source and edited image for the judge, or why one of them cannot be read."""
+    images = []
+    for path in (case.source, case.edited):
+        try:
+            images.append(_open_rgb(path))
+        except UNREADABLE_IMAGE as err:
+            return f"{path}: cannot read the image ({err})"
+    return JudgeItem(images[0], images[1], case.instruction)
+
+
+def open_store(store: Path, scorer: VieScorer) -> dict[str, Judgement]:
+    """The judgements already in `store`, its protocol checked against the scorer's and recorded. Runs before any
+    work, so a damaged or differently judged store is refused before edits are made or anything is written."""
     done = read_judgements(store)
+    claim_store(store, scorer.describe())
+    return done
+
+
+def judge(cases: Sequence[JudgeCase], scorer: VieScorer, store: Path, *, batch_size: int = 8,
+          retry_failed: bool = False, on_done: Callable[[int], None] = lambda n: None,
+          on_unreadable: Callable[[str], None] = lambda why: None) -> dict[str, Judgement]:
+    """Judge every case that has an edited image and no stored judgement (or a failed one with
+    `retry_failed`). Each batch is appended to `store` as soon as it is answered. A case whose image cannot be
+    read (a corrupt file) is left unjudged, so a later run judges it once the file is replaced, and reported
+    through `on_unreadable`."""
+    done = open_store(store, scorer)
     todo = []
     for case in cases:
         previous = done.get(case.key)
@@ -143,17 +170,34 @@ def judge(cases: Sequence[JudgeCase], scorer: VieScorer, store: Path, *, batch_s
             todo.append(case)
     store.parent.mkdir(parents=True, exist_ok=True)
     for start in range(0, len(todo), batch_size):
-        chunk = todo[start : start + batch_size]
-        items = [JudgeItem(_open_rgb(c.source), _open_rgb(c.edited), c.instruction) for c in chunk]
-        judgements = scorer.judge(items)
+        batch = todo[start : start + batch_size]
+        chunk, items = [], []
+        for case in batch:
+            item = _judge_item(case)
+            if isinstance(item, str):
+                on_unreadable(item)
+            else:
+                chunk.append(case)
+                items.append(item)
+        judgements = scorer.judge(items) if items else []
         with store.open("a", encoding="utf-8") as fh:
             for case, judgement in zip(chunk, judgements):
                 record = {"key": case.key, "category": case.category, "instruction": case.instruction,
                           **case.tags, **judgement.to_dict()}
                 fh.write(json.dumps(record, ensure_ascii=False) + "\n")
                 done[case.key] = judgement
-        on_done(len(chunk))
+        on_done(len(batch))
     return {c.key: done[c.key] for c in cases if c.key in done}
+
+
+def report_unreadable(unreadable: Sequence[str], console) -> None:
+    """One line per item the judge could not see (counted as unjudged in the tables), then what to do."""
+    for why in unreadable:
+        console.print(f"not judged: {why}", style="yellow", markup=False, highlight=False, soft_wrap=True)
+    if unreadable:
+        console.print(f"{len(unreadable)} item(s) not judged because an image could not be read: replace the "
+                      "file(s) (or delete an edit to generate it again) and run again to judge them",
+                      style="yellow", markup=False, highlight=False, soft_wrap=True)
 
 
 # ------------------------------------------------------------------------------------------------ summaries
@@ -163,10 +207,11 @@ METRICS = ("sc", "pq", "o")
 
 
 def summarize(cases: Sequence[JudgeCase], judgements: dict[str, Judgement],
-              categories: Sequence[str] | None = None) -> dict:
+              categories: Sequence[str] | None = None, *, empty_is_nan: bool = False) -> dict:
     """Per category: mean ± SEM of SC, PQ and O over scored items, with counts of items, missing outputs and
     parse failures; "average" is the macro average of the category means (GEdit-Bench's Average), "pooled"
-    the mean over all scored items."""
+    the mean over all scored items. A category without a scored item drops out of the average, or, with
+    `empty_is_nan` (the reference protocol), makes it NaN (null in the JSON; "empty_categories" names them)."""
     order = list(categories) if categories else sorted({c.category for c in cases})
     per_cat: dict[str, dict] = {}
     pooled: dict[str, list[float]] = {m: [] for m in METRICS}
@@ -190,11 +235,15 @@ def summarize(cases: Sequence[JudgeCase], judgements: dict[str, Judgement],
             entry[m] = mean_sem(values[m]).to_dict()
             pooled[m].extend(values[m])
         per_cat[cat] = entry
-    average = {m: _none_if_nan(macro_average({c: _mean_or_nan(e[m]) for c, e in per_cat.items()}))
-               for m in METRICS}
+    empty = [c for c, e in per_cat.items() if e["scored"] == 0]
+    if empty_is_nan and empty:
+        average = {m: None for m in METRICS}
+    else:
+        average = {m: _none_if_nan(macro_average({c: _mean_or_nan(e[m]) for c, e in per_cat.items()}))
+                   for m in METRICS}
     totals = {k: sum(e[k] for e in per_cat.values())
               for k in ("n", "scored", "unjudged", "parse_failures", "random_filled")}
-    return {"categories": per_cat, "average": average,
+    return {"categories": per_cat, "average": average, "empty_categories": empty,
             "pooled": {m: mean_sem(pooled[m]).to_dict() for m in METRICS}, "totals": totals}
 
 
@@ -229,17 +278,36 @@ class JudgeOptions:
     concurrency: int = 8
     timeout: float = 120
     retries: int = 3
-    random_on_parse_failure: bool = False
+    random_on_parse_failure: bool | None = None  # None: the protocol's default (byg: off, reference: on)
     seed: int = 42
-    max_new_tokens: int = 512
+    max_new_tokens: int | None = None  # None: 512, or the reference's 1400 with official prompts
+    prompts: Path | None = None  # a VIEScore checkout (or its prompt files); None = byg's own wording
+    protocol: str | None = None  # "byg" or "reference"; None = "reference" when prompts are given
+
+
+PROTOCOLS = ("byg", "reference")
+REFERENCE_MAX_TOKENS = 1400  # what VIEScore's OpenAI client asks for
 
 
 def open_scorer(opts: JudgeOptions) -> VieScorer | None:
+    """The VIEScore scorer for the options: prompts, protocol and request layout resolved, the judge opened.
+    A bad --prompts folder or --protocol is reported even when no judge is given."""
+    from byg_cli.eval.vie_prompts import load_prompts
+
+    protocol = opts.protocol or ("reference" if opts.prompts is not None else "byg")
+    if protocol not in PROTOCOLS:
+        raise BygError(f"--protocol {protocol!r}: choose from {PROTOCOLS}")
+    prompts = load_prompts(opts.prompts) if opts.prompts is not None else None
     if opts.spec is None:
         return None
     from byg_cli.eval.judge import open_judge
+    from byg_cli.eval.vie_reference import ReferenceVieScorer
 
+    official = prompts is not None
     backend = open_judge(opts.spec, model=opts.model, concurrency=opts.concurrency, timeout=opts.timeout,
-                         retries=opts.retries)
-    return VieScorer(backend, random_on_parse_failure=opts.random_on_parse_failure, seed=opts.seed,
-                     max_new_tokens=opts.max_new_tokens)
+                         retries=opts.retries, layout="reference" if official else "byg")
+    kwargs = dict(seed=opts.seed, prompts=prompts,
+                  max_new_tokens=opts.max_new_tokens or (REFERENCE_MAX_TOKENS if official else 512))
+    if opts.random_on_parse_failure is not None:
+        kwargs["random_on_parse_failure"] = opts.random_on_parse_failure
+    return (ReferenceVieScorer if protocol == "reference" else VieScorer)(backend, **kwargs)

@@ -7,6 +7,7 @@ and `<key>_SRCIMG.png` for the source the judge compares against. Judgements go 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -16,11 +17,12 @@ from rich.console import Console
 from byg_cli.errors import BygError
 from byg_cli.eval import report
 from byg_cli.eval.edit_bench import (
-    ImageEditor, JudgeCase, JudgeOptions, PendingEdit, generate, judge, open_editor, open_scorer, read_judgements,
-    resize_for_model, safe_name, save_png, summarize,
+    ImageEditor, JudgeCase, JudgeOptions, PendingEdit, generate, judge, open_editor, open_scorer, open_store,
+    read_judgements, report_unreadable, resize_for_model, safe_name, save_png, summarize,
 )
 from byg_cli.eval.gedit_data import GROUPS, count_rows, data_files, iter_rows
 from byg_cli.eval.progress import eval_progress
+from byg_cli.eval.vie_protocol import LEGACY_PROTOCOL, comparable, protocol_lines, read_protocol
 from byg_cli.eval.viescore import VieScorer
 
 
@@ -44,10 +46,11 @@ def eval_gedit(opts: GEditOptions, judge_opts: JudgeOptions, run: Path | None = 
     """`byg eval gedit`: open the editor (if a run is given) and the judge (if given), then run."""
     if run is None and judge_opts.spec is None:
         raise BygError("nothing to do: give --run to generate edits and/or --judge to score them")
-    data_files(opts.data)  # a bad data path is reported before any model is opened
+    data_files(opts.data)  # a bad data path (or --prompts folder) is reported before any model is opened
+    scorer = open_scorer(judge_opts)
     editor = open_editor(run, checkpoint) if run is not None else None
     opts.judge_name = opts.judge_name or judge_opts.name
-    return run_gedit(opts, editor, open_scorer(judge_opts))
+    return run_gedit(opts, editor, scorer)
 
 
 def _item_dir(out: Path, method: str, task_type: str, language: str) -> Path:
@@ -86,6 +89,9 @@ def run_gedit(opts: GEditOptions, editor: ImageEditor | None, scorer: VieScorer 
                                    {"intersection": row.intersection, "language": row.language}))
             yield PendingEdit(row.instruction, edited, lambda row=row: resize_for_model(row.image("input_image_raw")))
 
+    judge_name = opts.judge_name or (safe_name(scorer.store_name) if scorer else None)
+    if scorer is not None:
+        open_store(_store(opts.out, opts.method, judge_name), scorer)
     with eval_progress(console) as progress:
         task = progress.add_task("GEdit-Bench: edit" if editor else "GEdit-Bench: read", total=total)
         advance = lambda n: progress.advance(task, n)  # noqa: E731
@@ -97,15 +103,17 @@ def run_gedit(opts: GEditOptions, editor: ImageEditor | None, scorer: VieScorer 
             for _ in pending():
                 advance(1)
         progress.update(task, total=len(cases), completed=len(cases))
-        judge_name = opts.judge_name or (safe_name(scorer.backend.name) if scorer else None)
+        unreadable: list[str] = []
         if scorer is not None:
             jtask = progress.add_task("GEdit-Bench: judge", total=len(cases))
             judge(cases, scorer, _store(opts.out, opts.method, judge_name), batch_size=opts.judge_batch_size,
-                  retry_failed=opts.retry_failed, on_done=lambda n: progress.advance(jtask, n))
+                  retry_failed=opts.retry_failed, on_done=lambda n: progress.advance(jtask, n),
+                  on_unreadable=unreadable.append)
+    report_unreadable(unreadable, console)
     missing_outputs = sum(1 for c in cases if not c.edited.exists())
     result = {"benchmark": "GEdit-Bench", "language": opts.language, "method": opts.method,
               "generated_now": written, "items": len(cases), "missing_outputs": missing_outputs,
-              "judge": judge_name}
+              "unreadable": unreadable, "judge": judge_name}
     if judge_name is None:
         console.print(f"GEdit-Bench: {written} edits written, {missing_outputs} missing; no judge given, no scores.")
         return result
@@ -123,16 +131,23 @@ def gedit_report(out: Path, cases: list[JudgeCase], judge_name: str, language: s
     groups = [g for g in GROUPS if any(c.category == g for c in cases)]
     groups += sorted({c.category for c in cases} - set(groups))
     summaries: dict[str, dict] = {}
+    protocols: dict[str, dict] = {}
     for method in methods:
         judgements = read_judgements(_store(out, method, judge_name))
+        protocols[method] = read_protocol(_store(out, method, judge_name)) or dict(LEGACY_PROTOCOL)
         mcases = _method_cases(cases, out, method, language)
         inter = [c for c in mcases if c.tags.get("intersection")]
-        summaries[method] = {"fullset": summarize(mcases, judgements, groups),
-                             "intersection": summarize(inter, judgements, [g for g in groups
-                                                                           if any(c.category == g for c in inter)])}
+        if protocols[method]["protocol"] == "reference":  # the reference averages all 11 groups, NaN if one is empty
+            full_groups = inter_groups = groups + [g for g in GROUPS if g not in groups]
+        else:
+            full_groups, inter_groups = groups, [g for g in groups if any(c.category == g for c in inter)]
+        nan = protocols[method]["protocol"] == "reference"
+        summaries[method] = {"fullset": summarize(mcases, judgements, full_groups, empty_is_nan=nan),
+                             "intersection": summarize(inter, judgements, inter_groups, empty_is_nan=nan)}
     stem = out / "reports" / f"gedit-{language}-{safe_name(judge_name)}"
     data = {"judge": judge_name, "language": language, "groups": groups, "methods": summaries,
-            "missing_groups": [g for g in GROUPS if g not in groups]}
+            "missing_groups": [g for g in GROUPS if g not in groups], "protocol": protocols,
+            "comparable_with_published": bool(protocols) and all(comparable(p) for p in protocols.values())}
     report.write_json(stem.with_suffix(".json"), data)
     markdown = gedit_markdown(data)
     stem.with_suffix(".md").write_text(markdown, encoding="utf-8")
@@ -150,6 +165,7 @@ def gedit_report(out: Path, cases: list[JudgeCase], judge_name: str, language: s
 def gedit_markdown(data: dict) -> str:
     methods, groups = list(data["methods"]), data["groups"]
     parts = [f"# GEdit-Bench ({data['language']}), VIEScore judged by {data['judge']}", ""]
+    parts += _protocol_markdown(data["protocol"])
     parts += ["## Overall score (O) by edit type", ""]
     rows = [[GROUPS.get(g, g)] + [report.fmt(data["methods"][m]["fullset"]["categories"][g]["o"]["mean"])
                                   for m in methods] for g in groups]
@@ -172,7 +188,18 @@ def gedit_markdown(data: dict) -> str:
                                              "parse failures"], rows, bold_rows=[len(rows) - 1]), ""]
             if t["random_filled"]:
                 parts += [f"{t['random_filled']} item(s) scored with random sub-scores after a parse failure "
-                          "(--random-on-parse-failure).", ""]
+                          "(the random fallback).", ""]
+            if summ["average"]["o"] is None and summ["empty_categories"]:
+                parts += ["Average: NaN, as the reference computes it: no scored item in "
+                          f"{', '.join(GROUPS.get(g, g) for g in summ['empty_categories'])}.", ""]
     if data["missing_groups"]:
         parts += [f"Groups absent from the data: {', '.join(data['missing_groups'])}.", ""]
     return "\n".join(parts)
+
+
+def _protocol_markdown(protocols: dict[str, dict]) -> list[str]:
+    """One paragraph when every method was judged the same way, else one per method."""
+    distinct = {json.dumps(p, sort_keys=True) for p in protocols.values()}
+    if len(distinct) <= 1:
+        return [" ".join(protocol_lines(next(iter(protocols.values())))), ""] if protocols else []
+    return [line for m, p in protocols.items() for line in (f"{m}: " + " ".join(protocol_lines(p)), "")]

@@ -14,6 +14,7 @@ from byg_cli.data.images import to_pil, to_tensor
 from byg_cli.data.shapes import DEFAULT_IMAGE_SIZE, caption_for_index, render
 from byg_cli.data.shapes_edits import evaluation_edits, identity_edits
 from byg_cli.eval.shapes_metrics import write_edit_report, write_t2i_report
+from byg_cli.outputs import output_folder
 from byg_cli.sampling import edit_pixels, generate
 
 
@@ -47,6 +48,7 @@ def evaluate_base(model, out_dir: Path, count: int = 500, steps: int = 20, seed:
                   image_size: int = DEFAULT_IMAGE_SIZE, batch: int = 50, quiet: bool = False) -> dict:
     """Generate `count` images for captions sampled from the shapes world (every one with a shape), read them back
     and write shapes_t2i.{json,md} and a grid into out_dir."""
+    output_folder(out_dir)  # a bad -o is refused before the sampling
     attrs, captions = zip(*[caption_for_index(seed, i, image_size, empty_fraction=0.0) for i in range(count)])
     with quiet_progress(quiet) as progress:
         task = progress.add_task("sampling the base", total=count)
@@ -64,6 +66,7 @@ def evaluate_edits(editor, out_dir: Path, per_type: int = 50, steps: int = 20, s
     trained editor and score edit success and preservation per edit type. With `identity`, `per_type` more: the
     identity checks of those edits (spread over their types), whether the editor copies a source it is asked to
     keep as it is."""
+    output_folder(out_dir)  # a bad -o is refused before the editing
     edits = evaluation_edits(seed, per_type, edit_types, image_size=image_size)
     if identity:
         checks = identity_edits(edits)

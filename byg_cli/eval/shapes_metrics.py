@@ -32,6 +32,7 @@ from scipy import ndimage
 from byg_cli.data.shapes import Attributes, silhouette_mask
 from byg_cli.data.shapes_edits import CORE_EDIT_TYPES
 from byg_cli.data.shapes_reader import Reading, clean_render_iou, mask_iou, read, to_uint8_image
+from byg_cli.outputs import writing
 from byg_cli.visual import save_grid
 
 T2I_ATTRIBUTES = ("background", "color", "shape", "style")
@@ -241,18 +242,27 @@ def edit_markdown(summary: dict[str, Any], title: Optional[str] = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_json(path: Path, obj: Any) -> Path:
+def _write_text(path: Path, text: str) -> Path:
+    """A report file, its folder made; a failed write (a full disk) is one line naming it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2) + "\n")
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
     return path
+
+
+def write_json(path: Path, obj: Any) -> Path:
+    return _write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def write_markdown(path: Path, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
+    return _write_text(path, text)
+
+
+def write_grid(path: Path, *args: Any, **kwargs: Any) -> Path:
+    """`save_grid`, a failed write being one line naming the file."""
+    with writing(path):
+        return save_grid(path, *args, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------------------- grid
@@ -280,7 +290,7 @@ def write_t2i_report(
     if shown:
         rows = [shown[i:i + grid_columns] for i in range(0, len(shown), grid_columns)]
         texts = [" | ".join(captions[k] for k in row) for row in rows]
-        save_grid(out_dir / f"{name}_grid.png", [[images[k] for k in row] for row in rows], captions=texts, scale=3)
+        write_grid(out_dir / f"{name}_grid.png", [[images[k] for k in row] for row in rows], captions=texts, scale=3)
     return summary
 
 
@@ -315,7 +325,7 @@ def write_edit_report(
         size = to_uint8_image(source_images[picked[0]]).shape[0]
         rows = [[source_images[k], output_images[k], render(edits[k].target, size)] for k in picked]
         texts = [f"{edits[k].instruction}  [{_verdict(scores[k])}]" for k in picked]
-        save_grid(out_dir / f"{name}_grid.png", rows, ["source", "output", "target"], captions=texts)
+        write_grid(out_dir / f"{name}_grid.png", rows, ["source", "output", "target"], captions=texts)
     return summary
 
 

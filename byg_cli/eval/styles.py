@@ -25,11 +25,13 @@ from rich.console import Console
 from byg_cli.errors import BygError
 from byg_cli.eval import report
 from byg_cli.eval.edit_bench import (
-    ImageEditor, JudgeCase, JudgeOptions, PendingEdit, generate, judge, open_editor, open_scorer, read_judgements,
-    resize_for_model, safe_name, summarize,
+    ImageEditor, JudgeCase, JudgeOptions, PendingEdit, generate, judge, open_editor, open_scorer, open_store,
+    read_judgements, report_unreadable, resize_for_model, safe_name, summarize,
 )
 from byg_cli.eval.progress import eval_progress
+from byg_cli.eval.vie_protocol import LEGACY_PROTOCOL, comparable, protocol_lines, read_protocol
 from byg_cli.eval.viescore import VieScorer
+from byg_cli.text_files import read_text
 
 # folder name -> how instructions name the style
 STYLES: dict[str, str] = {
@@ -97,7 +99,7 @@ def cases_from_manifest(path: Path) -> list[StyleCase]:
     """JSONL, one edit a line: {"id", "direction": "to_style"|"to_photo", "style", "source", "instruction"};
     `source` is relative to the manifest's folder unless absolute."""
     cases = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         where = f"{path}:{lineno}"
@@ -127,8 +129,9 @@ def eval_styles(*, out: Path, method: str, judge_opts: JudgeOptions, photo: Path
     if run is None and judge_opts.spec is None:
         raise BygError("nothing to do: give --run to generate edits and/or --judge to score them")
     cases = cases_from_manifest(manifest) if manifest else cases_from_folders(photo, stylized, styles or list(STYLES))
+    scorer = open_scorer(judge_opts)  # a bad --prompts folder is reported before the editor is opened
     editor = open_editor(run, checkpoint) if run is not None else None
-    return run_styles(cases, out, method, editor, open_scorer(judge_opts), judge_name=judge_opts.name, **kwargs)
+    return run_styles(cases, out, method, editor, scorer, judge_name=judge_opts.name, **kwargs)
 
 
 def _load(path: Path) -> PIL.Image.Image:
@@ -154,7 +157,11 @@ def run_styles(cases: list[StyleCase], out: Path, method: str, editor: ImageEdit
             yield PendingEdit(case.instruction, jc.edited, lambda p=case.source: resize_for_model(_load(p)))
 
     written = 0
-    judge_name = judge_name or (safe_name(scorer.backend.name) if scorer else None)
+    unreadable: list[str] = []
+    judge_name = judge_name or (safe_name(scorer.store_name) if scorer else None)
+    store = out / method / "viescore" / judge_name / "styles.jsonl" if judge_name else None
+    if scorer is not None:
+        open_store(store, scorer)
     with eval_progress(console) as progress:
         if editor is not None:
             task = progress.add_task("styles: edit", total=len(cases))
@@ -162,20 +169,21 @@ def run_styles(cases: list[StyleCase], out: Path, method: str, editor: ImageEdit
                                on_done=lambda n: progress.advance(task, n))
         if scorer is not None:
             jtask = progress.add_task("styles: judge", total=len(cases))
-            judge(judge_cases, scorer, out / method / "viescore" / judge_name / "styles.jsonl",
-                  batch_size=judge_batch_size, retry_failed=retry_failed,
-                  on_done=lambda n: progress.advance(jtask, n))
+            judge(judge_cases, scorer, store, batch_size=judge_batch_size, retry_failed=retry_failed,
+                  on_done=lambda n: progress.advance(jtask, n), on_unreadable=unreadable.append)
+    report_unreadable(unreadable, console)
     result = {"benchmark": "long-tail styles", "method": method, "items": len(cases), "generated_now": written,
-              "missing_outputs": sum(1 for c in judge_cases if not c.edited.exists()), "judge": judge_name}
+              "missing_outputs": sum(1 for c in judge_cases if not c.edited.exists()), "unreadable": unreadable,
+              "judge": judge_name}
     if judge_name is not None:
         result.update(styles_report(out, judge_cases, judge_name, console))
     return result
 
 
-def _direction_summary(cases: list[JudgeCase], judgements: dict) -> dict:
+def _direction_summary(cases: list[JudgeCase], judgements: dict, empty_is_nan: bool = False) -> dict:
     styles_present = [s for s in STYLES if any(c.tags["style"] == s for c in cases)]
     by_style = summarize([JudgeCase(c.key, c.tags["style"], c.instruction, c.source, c.edited, c.tags)
-                          for c in cases], judgements, styles_present)
+                          for c in cases], judgements, styles_present, empty_is_nan=empty_is_nan)
     sc, pq = by_style["pooled"]["sc"]["mean"], by_style["pooled"]["pq"]["mean"]
     table2_overall = math.sqrt(sc * pq) if sc is not None and pq is not None else None
     return {"semantic": sc, "quality": pq, "overall": table2_overall,
@@ -185,15 +193,20 @@ def _direction_summary(cases: list[JudgeCase], judgements: dict) -> dict:
 def styles_report(out: Path, cases: list[JudgeCase], judge_name: str, console: Console) -> dict:
     methods = sorted(p.parent.parent.parent.name for p in out.glob(f"*/viescore/{judge_name}/styles.jsonl"))
     summaries: dict[str, dict] = {}
+    protocols: dict[str, dict] = {}
     for method in methods:
-        judgements = read_judgements(out / method / "viescore" / judge_name / "styles.jsonl")
+        store = out / method / "viescore" / judge_name / "styles.jsonl"
+        judgements = read_judgements(store)
+        protocols[method] = read_protocol(store) or dict(LEGACY_PROTOCOL)
+        nan = protocols[method]["protocol"] == "reference"
         mcases = [JudgeCase(c.key, c.category, c.instruction, c.source,
                             out / method / c.tags["direction"] / c.tags["style"] / c.edited.name, c.tags)
                   for c in cases]
-        summaries[method] = {d: _direction_summary([c for c in mcases if c.tags["direction"] == d], judgements)
+        summaries[method] = {d: _direction_summary([c for c in mcases if c.tags["direction"] == d], judgements, nan)
                              for d in DIRECTIONS if any(c.tags["direction"] == d for c in mcases)}
     stem = out / "reports" / f"styles-{safe_name(judge_name)}"
-    data = {"judge": judge_name, "styles": STYLES, "methods": summaries,
+    data = {"judge": judge_name, "styles": STYLES, "methods": summaries, "protocol": protocols,
+            "comparable_with_published": bool(protocols) and all(comparable(p) for p in protocols.values()),
             "instruction_templates": {TO_STYLE: TO_STYLE_TEMPLATE, TO_PHOTO: TO_PHOTO_TEMPLATE}}
     report.write_json(stem.with_suffix(".json"), data)
     md = styles_markdown(data)
@@ -213,6 +226,8 @@ def styles_markdown(data: dict) -> str:
     parts = [f"# Long-tail style editing, VIEScore judged by {data['judge']}", "",
              "Overall = sqrt(mean Semantic × mean Quality), as Table 2; 'mean item O' averages sqrt(SC·PQ) per item.",
              ""]
+    for method, protocol in data["protocol"].items():
+        parts += [f"{method}: " + " ".join(protocol_lines(protocol)), ""]
     rows = []
     for direction, title in DIRECTIONS.items():
         present = [(m, s[direction]) for m, s in data["methods"].items() if direction in s]

@@ -26,6 +26,7 @@ from byg_cli.eval.motion_fidelity import FORMULAS, motion_fidelity, tracks_from_
 from byg_cli.eval.progress import eval_progress
 from byg_cli.eval.stats import mean_sem
 from byg_cli.eval.video_io import Video, list_videos, read_video
+from byg_cli.text_files import read_text
 
 METRICS = {  # key -> (column title, needs an edited video)
     "clip_dir": ("CLIP dir", True),
@@ -36,6 +37,7 @@ METRICS = {  # key -> (column title, needs an edited video)
     "temporal_flicker": ("Temp. Flicker", False),
 }
 SOURCE = "source"
+CLIP_DIR_PREPROCESS = ("squash", "crop")  # InstructPix2Pix's whole-frame squash, or short side + centre crop
 
 
 @dataclass
@@ -47,6 +49,12 @@ class VideoModels:
     tracks_dir: Path | None = None  # precomputed tracks: <dir>/<method or "source">/<id>.npy, (N, T, 2)
     motion_formula: str = "symmetric"
     track_grid: int = 30
+    clip_preprocess: str = "squash"  # CLIP directional similarity: "squash" (InstructPix2Pix) or "crop"
+
+    def settings(self) -> dict:
+        """The preprocessing behind the cached per-video numbers (a cache made otherwise is recomputed)."""
+        return {"clip_dir": self.clip_preprocess, "aesthetic": "vbench", "dynamic_degree": "vbench-check_move",
+                "motion_fidelity": self.motion_formula}
 
     def available(self) -> dict[str, str | None]:
         """metric -> None when it can run, else why not."""
@@ -65,13 +73,13 @@ def read_captions(path: Path) -> dict[str, tuple[str, str]]:
     {id: {"source_caption", "target_caption"}}."""
     if not path.exists():
         raise BygError(f"captions {path}: no such file")
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     records: list[tuple[str, dict]] = []
     try:
         whole = json.loads(text)
     except json.JSONDecodeError:
         whole = None
-    if isinstance(whole, dict):
+    if isinstance(whole, dict) and "id" not in whole:  # a one-line JSONL file is a JSON object too
         records = [(f"{path} key {k}", {"id": k, **v}) if isinstance(v, dict) else (f"{path} key {k}", {})
                    for k, v in whole.items()]
     else:
@@ -122,12 +130,12 @@ class VideoScorer:
         out["temporal_flicker"] = vm.temporal_flickering(video.frames)
         if "dynamic_degree" not in self.skip:
             sampled = video.subsampled_for_motion()
-            flows = m.flow.pair_flows(sampled)
+            flows = m.flow.pair_flows(sampled) if len(sampled) > 1 else []  # one frame: no pair, not dynamic
             scores = [vm.top_fraction_mean(f) for f in flows]
             h, w = sampled.shape[1:3]
             out["dynamic_degree"] = float(vm.is_dynamic(scores, h, w, len(sampled), video.fps))
         if "aesthetic" not in self.skip:
-            emb = m.clip.images(video.frames, antialias=False)
+            emb = m.clip.images(video.frames, preprocess="vbench")
             with torch.no_grad():
                 out["aesthetic"] = float(vm.aesthetic_scores(emb, m.aesthetic_head).mean())
         return out
@@ -151,8 +159,9 @@ class VideoScorer:
         edt = edited.frames[:n]
         if "clip_dir" not in self.skip and captions is not None:
             txt = m.clip.texts(list(captions))
-            src_emb = self._source(vid, "clip", lambda: m.clip.images(source.frames))[:n]
-            sims = vm.directional_similarity(src_emb, m.clip.images(edt), txt[0], txt[1])
+            embed = lambda frames: m.clip.images(frames, preprocess=m.clip_preprocess)  # noqa: E731
+            src_emb = self._source(vid, "clip", lambda: embed(source.frames))[:n]
+            sims = vm.directional_similarity(src_emb, embed(edt), txt[0], txt[1])
             out["clip_dir"] = vm.finite_mean(sims)
         if "dino_sim" not in self.skip:
             src_cls = self._source(vid, "dino", lambda: m.dino.cls(source.frames))[:n]
@@ -172,11 +181,23 @@ def _unpad(flows: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return flows[..., ph // 2 : ph // 2 + h, pw // 2 : pw // 2 + w]
 
 
+def _read_cached(path: Path) -> dict | None:
+    """A video's cached metrics; None when there are none or the file is torn (a kill while it was written), so
+    they are computed again."""
+    try:
+        cached = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # missing, not UTF-8 or not JSON
+        return None
+    return cached if isinstance(cached, dict) else None
+
+
 def run_video(source_dir: Path, edited: dict[str, Path], captions_path: Path, out: Path, models: VideoModels,
               *, console: Console | None = None) -> dict:
     console = console or Console(stderr=True)
     if models.motion_formula not in FORMULAS:
         raise BygError(f"motion formula {models.motion_formula!r}: choose from {FORMULAS}")
+    if models.clip_preprocess not in CLIP_DIR_PREPROCESS:
+        raise BygError(f"CLIP dir preprocessing {models.clip_preprocess!r}: choose from {CLIP_DIR_PREPROCESS}")
     if SOURCE in edited:
         raise BygError(f"method name {SOURCE!r} is reserved for the source videos")
     sources = list_videos(source_dir)
@@ -199,8 +220,9 @@ def run_video(source_dir: Path, edited: dict[str, Path], captions_path: Path, ou
         source_cache: dict[str, Video] = {}
         for label, vid in jobs:
             path = cache / safe_name(label) / f"{safe_name(vid)}.json"
-            if path.exists():
-                per_method[label][vid] = json.loads(path.read_text(encoding="utf-8"))
+            cached = _read_cached(path)
+            if cached is not None and cached.get("settings") == models.settings():
+                per_method[label][vid] = cached
                 progress.advance(task)
                 continue
             if vid not in source_cache:
@@ -211,6 +233,7 @@ def run_video(source_dir: Path, edited: dict[str, Path], captions_path: Path, ou
             else:
                 edt = read_video(edited_videos[label][vid])
                 result = {**scorer.no_reference(edt), **scorer.with_reference(src, edt, captions.get(vid), vid, label)}
+            result["settings"] = models.settings()
             report.write_json(path, result)
             per_method[label][vid] = result
             progress.advance(task)
@@ -224,7 +247,8 @@ def video_report(out: Path, per_method: dict[str, dict[str, dict]], missing: dic
     for method, videos in per_method.items():
         summary[method] = {k: mean_sem([v[k] for v in videos.values() if k in v]).to_dict() for k in METRICS}
     data = {"methods": summary, "videos": {m: len(v) for m, v in per_method.items()}, "missing_edits": missing,
-            "motion_fidelity_formula": models.motion_formula, "per_video": per_method}
+            "motion_fidelity_formula": models.motion_formula, "preprocessing": models.settings(),
+            "per_video": per_method}
     report.write_json(out / "video-metrics.json", data)
     headers = ["Method"] + [f"{title} ↑" for title, _ in METRICS.values()] + ["videos"]
     rows = []
@@ -240,8 +264,10 @@ def video_report(out: Path, per_method: dict[str, dict[str, dict]], missing: dic
     md = "\n".join([
         "# Video editing metrics (mean ± SEM over videos)", "",
         report.markdown_table(headers, rows), "",
-        f"Motion fidelity formula: {models.motion_formula}. Missing edits: "
-        + (", ".join(f"{m}: {len(v)}" for m, v in missing.items()) or "none") + ".", ""])
+        f"Motion fidelity formula: {models.motion_formula}. CLIP dir preprocessing: {models.clip_preprocess}. "
+        "Missing edits: " + (", ".join(f"{m}: {len(v)}" for m, v in missing.items()) or "none") + ".", "",
+        "Temporal flickering is defined by VBench for static-camera clips only; on moving clips it also measures "
+        "the motion.", ""])
     (out / "video-metrics.md").write_text(md, encoding="utf-8")
     metrics = [k for k in METRICS if any(s[k]["n"] for s in summary.values())]
     report.grouped_bars(out / "video-metrics.png", [METRICS[k][0] for k in metrics],
@@ -275,7 +301,7 @@ def eval_video(*, source: Path, edited: list[str], captions: Path, out: Path, cl
                clip_arch: str | None = None, dino: Path | None = None, dino_size: int | None = None,
                raft: Path | None = None, raft_variant: str = "large", aesthetic_head: Path | None = None,
                tracks: Path | None = None, motion_formula: str = "symmetric", track_grid: int = 30,
-               device: str | None = None) -> dict:
+               device: str | None = None, clip_preprocess: str = "squash") -> dict:
     """`byg eval video`: load the models that were given, then score every method."""
     from byg_cli.eval.video_models import ClipEncoder, DinoEncoder, FlowEstimator, load_aesthetic_head
 
@@ -289,5 +315,6 @@ def eval_video(*, source: Path, edited: list[str], captions: Path, out: Path, cl
     models = VideoModels(
         clip=clip_model, dino=DinoEncoder(dino, size=dino_size, device=device) if dino else None,
         flow=FlowEstimator(raft, variant=raft_variant, device=device) if raft else None,
-        aesthetic_head=head, tracks_dir=tracks, motion_formula=motion_formula, track_grid=track_grid)
+        aesthetic_head=head, tracks_dir=tracks, motion_formula=motion_formula, track_grid=track_grid,
+        clip_preprocess=clip_preprocess)
     return run_video(source, parse_edited(edited), captions, out, models)

@@ -1,13 +1,18 @@
 """The video metrics of the paper's Table 1 as pure functions on frames, embeddings and flow fields.
 
 - CLIP directional similarity (InstructPix2Pix): cos(E_I(edit) - E_I(src), E_T(tgt) - E_T(src)), every
-  embedding L2-normalised first, per frame (source frame t against edited frame t), then the frame mean.
+  embedding L2-normalised first, per frame (source frame t against edited frame t), then the frame mean. Frames
+  are squashed whole to the CLIP size as InstructPix2Pix's `ClipSimilarity` does (`--clip-preprocess crop`:
+  short side and centre crop).
 - DINO per-frame similarity: mean over t of cos(CLS(src_t), CLS(edit_t)).
 - VBench temporal flickering: per consecutive pair the mean absolute pixel difference; (255 - mean)/255.
+  VBench defines it for static-camera clips only (its `static_filter` keeps the videos RAFT finds static);
+  byg scores every clip, where camera or subject motion lowers it too.
 - VBench dynamic degree: per pair the mean of the top 5 % optical-flow magnitudes; a video is dynamic when
-  at least round(4 T / 16) pairs exceed 6 * max(1, 8/fps) * min(H, W) / 256.
+  at least round(4 T / 16) pairs exceed 6 * max(1, 8/fps) * min(H, W) / 256, and never with a single sampled
+  frame (no pair), as VBench's `check_move`.
 - VBench aesthetic quality: the LAION linear head on L2-normalised CLIP ViT-L/14 image embeddings, / 10,
-  mean over frames.
+  mean over frames (frames resized as VBench's `clip_transform`: see `video_models.vbench_clip_normalize`).
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ def per_frame_cosine(src: torch.Tensor, edit: torch.Tensor) -> torch.Tensor:
 
 
 def temporal_flickering(frames: np.ndarray) -> float:
-    """VBench temporal flickering of one video: frames (T, H, W, C) uint8."""
+    """VBench temporal flickering of one video: frames (T, H, W, C) uint8. VBench defines it for static-camera
+    clips only; on a moving camera it measures the motion as well."""
     if len(frames) < 2:
         raise ValueError("temporal flickering needs at least two frames")
     f = frames.astype(np.float32)
@@ -62,8 +68,10 @@ def dynamic_thresholds(height: int, width: int, n_frames: int, fps: float) -> tu
 
 
 def is_dynamic(pair_scores: list[float], height: int, width: int, n_frames: int, fps: float) -> bool:
+    """VBench's `check_move`: dynamic once `needed` pairs exceed the threshold. It answers inside its loop over
+    the pairs, so no pair (a single sampled frame) is never dynamic, even when `needed` rounds to 0."""
     threshold, needed = dynamic_thresholds(height, width, n_frames, fps)
-    return sum(1 for s in pair_scores if s > threshold) >= needed
+    return bool(pair_scores) and sum(1 for s in pair_scores if s > threshold) >= needed
 
 
 def aesthetic_scores(unit_embeddings: torch.Tensor, head: torch.nn.Linear) -> torch.Tensor:

@@ -30,12 +30,34 @@ def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
 
 def resize_crop_normalize(frames: torch.Tensor, resize: int, crop: int, mean, std, *,
                           antialias: bool = True) -> torch.Tensor:
-    """Short side to `resize` (bicubic), centre crop `crop`, /255, normalise. VBench's aesthetic transform
-    resizes uint8 tensors without antialiasing; the others use antialiasing like PIL."""
+    """Short side to `resize` (bicubic, antialiased like PIL), centre crop `crop`, /255, normalise."""
     x = TF.resize(frames, [resize], interpolation=TF.InterpolationMode.BICUBIC, antialias=antialias)
     x = TF.center_crop(x, [crop, crop])
     x = x.float() / 255.0
     return TF.normalize(x, list(mean), list(std))
+
+
+def squash_normalize(frames: torch.Tensor, size: int, mean, std) -> torch.Tensor:
+    """InstructPix2Pix's `ClipSimilarity`: the whole frame to size x size (aspect ratio not kept), bicubic
+    `F.interpolate` on floats in [0, 1] (no antialiasing, no clamping), normalise."""
+    x = F.interpolate(frames.float() / 255.0, size=(size, size), mode="bicubic", align_corners=False)
+    return TF.normalize(x, list(mean), list(std))
+
+
+def vbench_clip_normalize(frames: torch.Tensor, size: int, mean, std) -> torch.Tensor:
+    """VBench's `clip_transform` (aesthetic quality) on the float frames its `load_video` returns (0..255, never
+    rounded or clamped): v1 `Resize` of the short side, bicubic, without antialiasing (what torchvision < 0.16,
+    which VBench pins, does to tensors), centre crop, /255, normalise."""
+    x = TF.resize(frames.float(), [size], interpolation=TF.InterpolationMode.BICUBIC, antialias=False)
+    x = TF.center_crop(x, [size, size]) / 255.0
+    return TF.normalize(x, list(mean), list(std))
+
+
+CLIP_PREPROCESS = {  # name -> (frames, size, mean, std) -> model input
+    "squash": squash_normalize,  # CLIP directional similarity, as InstructPix2Pix (the default)
+    "crop": lambda frames, size, mean, std: resize_crop_normalize(frames, size, size, mean, std),
+    "vbench": vbench_clip_normalize,  # aesthetic quality, as VBench
+}
 
 
 class ClipEncoder:
@@ -79,13 +101,14 @@ class ClipEncoder:
             self.model.text_projection is not None else int(self.model.visual.output_dim)
 
     @torch.no_grad()
-    def images(self, frames: np.ndarray, *, antialias: bool = True) -> torch.Tensor:
-        """L2-normalised image embeddings (T, D), float32."""
-        out = []
+    def images(self, frames: np.ndarray, *, preprocess: str = "squash") -> torch.Tensor:
+        """L2-normalised image embeddings (T, D), float32; `preprocess` names a CLIP_PREPROCESS entry."""
+        if preprocess not in CLIP_PREPROCESS:
+            raise BygError(f"CLIP preprocessing {preprocess!r}: choose from {list(CLIP_PREPROCESS)}")
+        prepare, out = CLIP_PREPROCESS[preprocess], []
         t = frames_to_tensor(frames)
         for i in range(0, len(t), self.batch_size):
-            x = resize_crop_normalize(t[i : i + self.batch_size], self.size, self.size, self.mean, self.std,
-                                      antialias=antialias)
+            x = prepare(t[i : i + self.batch_size], self.size, self.mean, self.std)
             out.append(F.normalize(self.model.encode_image(x.to(self.device)).float(), dim=-1).cpu())
         return torch.cat(out)
 

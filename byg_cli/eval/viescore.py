@@ -7,7 +7,12 @@ O  = sqrt(SC * PQ). All sub-scores are on 0..10.
 
 The prompts follow the published protocol's wording in our own words. A parse failure is recorded (with the
 raw answer and the reason) and leaves the item without a score; only `random_on_parse_failure=True`
-reproduces the original implementation's fallback of random integers 0..10.
+reproduces the original implementation's fallback of random integers 0..10. The parser works within the limits
+of `byg_cli.vlm.answers` (text only, bounded length and nesting, every pass linear), so no answer can hang or
+crash it, and the raw answers are stored cut to MAX_STORED_CHARS.
+
+`prompts=` takes the official templates read from the user's VIEScore copy (`vie_prompts.py`); the reference's
+own parsing and single-draw fallback are `vie_reference.ReferenceVieScorer` (`--protocol reference`).
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from dataclasses import asdict, dataclass, field
 import PIL.Image
 
 from byg_cli.eval.judge import ChatBackend, ChatRequest
+from byg_cli.eval.vie_prompts import PromptSet
+from byg_cli.vlm.answers import MAX_DEPTH, for_storage, nesting_depth, unparseable
 
 CONTEXT = (
     "You are a professional digital artist. You will evaluate the effectiveness of AI-generated images "
@@ -73,6 +80,10 @@ def pq_prompt() -> str:
     return "\n".join([CONTEXT, PQ_RULE])
 
 
+# byg's own wording: scores judged with it are not comparable with published VIEScore numbers
+BYG_PROMPTS = PromptSet("byg", "\n".join([CONTEXT, TWO_IMAGE_RULE, SC_RULE]), pq_prompt(), "byg_cli/eval/viescore.py")
+
+
 # ----------------------------------------------------------------------------------------------- parsing
 
 
@@ -86,42 +97,61 @@ class Parsed:
         return self.scores is not None
 
 
-_THINK = re.compile(r"<think>.*?</think>", re.S | re.I)
+_THINK_TAG = re.compile(r"</?think>", re.I)
+_BRACES = re.compile(r"[{}]")
 _SCORE_FIELD = re.compile(r"""["']?\bscores?\b["']?\s*[:=]\s*(\[[^\[\]]*\]|-?\d+(?:\.\d+)?)""", re.I)
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _NUMERIC_LIST = re.compile(r"\[\s*-?\d+(?:\.\d+)?(?:\s*,\s*-?\d+(?:\.\d+)?)*\s*\]")
+
+
+MAX_CANDIDATE_CHARS = 20_000  # a verdict object is a few hundred characters
+
+
+def _without_thinking(text: str) -> str:
+    """`text` with every <think>...</think> block replaced by a space (an unclosed one is kept), in one pass."""
+    parts, pos, opened = [], 0, None
+    for tag in _THINK_TAG.finditer(text):
+        if not tag.group().startswith("</"):
+            opened = tag.start() if opened is None else opened
+        elif opened is not None:
+            parts += [text[pos:opened], " "]
+            pos, opened = tag.end(), None
+    return "".join(parts) + text[pos:]
 
 
 def _balanced_objects(text: str) -> list[str]:
     """Every top-level {...} span, by brace depth (braces inside reasoning text may break one; that is
     why the field regex runs after this)."""
     spans, depth, start = [], 0, None
-    for i, ch in enumerate(text):
-        if ch == "{":
+    for brace in _BRACES.finditer(text):
+        if brace.group() == "{":
             if depth == 0:
-                start = i
+                start = brace.start()
             depth += 1
-        elif ch == "}" and depth > 0:
+        elif depth > 0:
             depth -= 1
             if depth == 0 and start is not None:
-                spans.append(text[start : i + 1])
+                spans.append(text[start : brace.end()])
     return spans
 
 
 def _loads_lenient(candidate: str):
+    if len(candidate) > MAX_CANDIDATE_CHARS or nesting_depth(candidate) > MAX_DEPTH:
+        return None
     attempts = [candidate]
     flat = candidate.replace("\r", " ").replace("\n", " ")
     no_trailing = re.sub(r",\s*([}\]])", r"\1", flat)
-    quoted_keys = re.sub(r"([{,]\s*)([A-Za-z_][A-Za-z0-9_ ]*?)\s*:", r'\1"\2":', no_trailing)
+    # Keys are words separated by single spaces, written so that no key can make the regex backtrack for long.
+    quoted_keys = re.sub(r"([{,]\s*)([A-Za-z_][A-Za-z0-9_]*(?: [A-Za-z0-9_]+)*)\s*:", r'\1"\2":', no_trailing)
     attempts += [flat, no_trailing, quoted_keys]
     for attempt in attempts:
         try:
             return json.loads(attempt)
-        except (json.JSONDecodeError, ValueError):
+        except ValueError:
             pass
     try:  # python-style dicts: single quotes, True/False
         return ast.literal_eval(no_trailing)
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):  # TypeError: {[1]: 2}
         return None
 
 
@@ -132,7 +162,10 @@ def _as_numbers(value) -> list[float] | None:
         if isinstance(item, bool):
             return None
         if isinstance(item, (int, float)):
-            out.append(float(item))
+            try:
+                out.append(float(item))
+            except OverflowError:  # an integer past float range (python-style hex literals reach it)
+                return None
         elif isinstance(item, str) and re.fullmatch(r"\s*-?\d+(?:\.\d+)?\s*", item):
             out.append(float(item))
         else:
@@ -151,13 +184,16 @@ def _validated(numbers: list[float] | None, expected: int, where: str) -> Parsed
     return Parsed(numbers)
 
 
-def parse_scores(text: str, expected: int = 2) -> Parsed:
+def parse_scores(text: object, expected: int = 2) -> Parsed:
     """Read the judge's `score` list from a messy answer: JSON (possibly fenced, with prose around it, single
     quotes, unquoted keys, trailing commas, string numbers), the `||V^=^V||` delimiters, a `score: [..]`
     field inside broken JSON, or a bare list / bare number. Anything else is a failure with a reason."""
-    if text is None or not text.strip():
+    if text is None or (isinstance(text, str) and not text.strip()):
         return Parsed(None, "empty answer")
-    body = _THINK.sub(" ", text)
+    problem = unparseable(text)
+    if problem:
+        return Parsed(None, problem)
+    body = _without_thinking(text)
     if body.count(DELIMITER) >= 2:
         body = body.split(DELIMITER)[1]
     body = re.sub(r"```(?:json|JSON|python)?", " ", body)
@@ -170,7 +206,7 @@ def parse_scores(text: str, expected: int = 2) -> Parsed:
     for candidate in reversed(candidates):
         obj = _loads_lenient(candidate)
         if isinstance(obj, dict):
-            key = next((k for k in obj if str(k).strip().lower() in ("score", "scores")), None)
+            key = next((k for k in obj if isinstance(k, str) and k.strip().lower() in ("score", "scores")), None)
             if key is not None:
                 parsed = _validated(_as_numbers(obj[key]), expected, "json")
                 if parsed.ok:
@@ -225,8 +261,9 @@ class Judgement:
         return self.sc_error is not None or self.pq_error is not None
 
     def to_dict(self) -> dict:
+        """The stored record: the raw answers cut to MAX_STORED_CHARS (a judge can answer megabytes)."""
         out = asdict(self)
-        out.update(sc=self.sc, pq=self.pq, o=self.o)
+        out.update(sc_raw=for_storage(self.sc_raw), pq_raw=for_storage(self.pq_raw), sc=self.sc, pq=self.pq, o=self.o)
         return out
 
     @classmethod
@@ -243,15 +280,33 @@ class JudgeItem:
 
 
 class VieScorer:
-    """Asks a chat backend the two VIEScore questions for each (source, edited, instruction)."""
+    """Asks a chat backend the two VIEScore questions for each (source, edited, instruction), with byg's
+    parsing (`protocol = "byg"`); `prompts` picks the wording (byg's own, or the official files)."""
+
+    protocol = "byg"
 
     def __init__(self, backend: ChatBackend, *, random_on_parse_failure: bool = False, seed: int = 42,
-                 max_new_tokens: int = 512):
+                 max_new_tokens: int = 512, prompts: PromptSet | None = None):
         self.backend = backend
         self.random_on_parse_failure = random_on_parse_failure
         self.rng = random.Random(seed)
         self.seed = seed
         self.max_new_tokens = max_new_tokens
+        self.prompts = prompts or BYG_PROMPTS
+
+    def describe(self) -> dict:
+        """What decides the scores besides the judge model: the prompts (and their hash), the parsing
+        protocol and the request layout. Stored next to the judgements and printed in the reports."""
+        return {"protocol": self.protocol, "prompts": self.prompts.describe(),
+                "layout": getattr(self.backend, "layout", "byg"), "max_new_tokens": self.max_new_tokens}
+
+    @property
+    def store_name(self) -> str:
+        """Default folder name of the judgements: the backend's name, plus the prompts and protocol unless
+        they are byg's defaults (so judgements under different protocols never mix)."""
+        if self.prompts.name == "byg" and self.protocol == "byg":
+            return self.backend.name
+        return f"{self.backend.name}__{self.prompts.name}-{self.prompts.sha256[:8]}-{self.protocol}"
 
     def requests(self, item: JudgeItem) -> list[ChatRequest]:
         source = item.source.convert("RGB")
@@ -260,8 +315,8 @@ class VieScorer:
             edited = edited.resize(source.size, PIL.Image.Resampling.BICUBIC)
         common = dict(max_new_tokens=self.max_new_tokens, temperature=0.0, seed=self.seed)
         return [
-            ChatRequest(text=sc_prompt(item.instruction), images=[source, edited], **common),
-            ChatRequest(text=pq_prompt(), images=[edited], **common),
+            ChatRequest(text=self.prompts.sc(item.instruction), images=[source, edited], **common),
+            ChatRequest(text=self.prompts.pq(), images=[edited], **common),
         ]
 
     def judge(self, items: list[JudgeItem]) -> list[Judgement]:

@@ -3,14 +3,28 @@ chat backend and hands over to the image job or the video stages."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from byg_cli.errors import BygError
+from byg_cli.outputs import check_output_file
 
 
 def chunk_size(spec: str, *, batch_size: int, concurrency: int) -> int:
     """The job's chunk size: a batch for a local model, the requests in flight for a server."""
     return max(batch_size, concurrency) if spec.startswith(("http://", "https://")) else batch_size
+
+
+def check_timeout(timeout: float) -> None:
+    """--timeout is the deadline of each request to a server, in seconds."""
+    if not (timeout > 0 and math.isfinite(timeout)):
+        raise BygError(f"--timeout must be a positive number of seconds (the deadline of each request), got {timeout:g}")
+
+
+def check_seed(seed: int) -> None:
+    """--seed seeds every draw (the same rule as `make-data shapes`)."""
+    if seed < 0:
+        raise BygError(f"--seed must be >= 0, got {seed}")
 
 
 def run_images(source: str, extra: str | None, *, out: Path, count: int | None, seed: int, vlm: str | None,
@@ -21,6 +35,8 @@ def run_images(source: str, extra: str | None, *, out: Path, count: int | None, 
 
     if extra is not None:
         raise BygError(f"{extra}: unexpected second argument for an images folder")
+    check_timeout(timeout)
+    check_seed(seed)
     if vlm is None:
         raise BygError(f"{source}: --vlm MODEL_PATH_OR_URL is needed to make edits for an images folder")
     if count is not None:
@@ -47,6 +63,9 @@ def run_videos(captions: str | None, *, out: Path, count: int | None, seed: int,
 
     if captions is None:
         raise BygError("videos: give the captions file, e.g. byg make-data videos captions.csv --llm MODEL")
+    check_timeout(timeout)
+    check_seed(seed)
+    check_output_file(out)
     prompts = prompts_path(out)
     select = dict(keep_list=keep_list, clip_model=clip, threshold=clip_threshold)
     if t2v is None and clips is not None:  # select clips generated elsewhere into records

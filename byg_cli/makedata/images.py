@@ -29,7 +29,9 @@ from byg_cli.makedata.parse import Rejected, parse_answer
 from byg_cli.makedata.prompt import SYSTEM_PROMPT, ImageContext, build_prompt
 from byg_cli.makedata.sampler import CategorySampler, image_rng
 from byg_cli.makedata.taxonomy import EDIT_TYPES
+from byg_cli.outputs import check_output_file
 from byg_cli.vlm import ChatBackend, ChatRequest
+from byg_cli.vlm.answers import for_storage
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 MAX_SIDE = 1280  # images are shrunk to this longest side before they go to the VLM
@@ -116,6 +118,7 @@ def make_image_edits(
         raise BygError(f"--k must be between 1 and {len(EDIT_TYPES)}, got {k}")
     if limit is not None and limit < 1:
         raise BygError(f"--limit must be at least 1, got {limit}")
+    check_output_file(out)
     console = console or Console(stderr=True)
     images = find_images(images_dir)[:limit]
     contexts = load_metadata(metadata) if metadata else {}
@@ -170,7 +173,7 @@ def _run_chunk(plans: list[Plan], backend: ChatBackend, out: Path, rejects: Path
     accepted: dict[str, str] = {}
     for plan in plans:  # written in the images' order
         answer = by_key.get(plan.key)
-        extra = {"vlm_raw": answer, "vlm_model": backend.name, "allowed_types": plan.allowed}
+        extra = {"vlm_raw": for_storage(answer), "vlm_model": backend.name, "allowed_types": plan.allowed}
         if plan.forced:
             extra["forced_photorealistic"] = True
         try:

@@ -7,7 +7,10 @@ import json
 import os
 from pathlib import Path
 
-from byg_cli.data.records import iter_json_objects
+from byg_cli.text_files import iter_json_objects
+from byg_cli.errors import BygError
+from byg_cli.outputs import writing
+from byg_cli.text_files import decode_utf8
 
 
 def repair_torn_tail(path: Path) -> bool:
@@ -18,7 +21,13 @@ def repair_torn_tail(path: Path) -> bool:
         data = fh.read()
         if data.endswith(b"\n"):
             return False
-        fh.truncate(data.rfind(b"\n") + 1)
+        keep = data.rfind(b"\n") + 1
+        # a file byg did not write (a wrong -o?) is refused and left as it is
+        decode_utf8(data[:keep], path)
+        if not data[keep:].lstrip().startswith(b"{"):
+            raise BygError(f"{path}: its last line is unfinished and is not a JSON record; not a JSONL file "
+                           "written by byg? (left as it is)")
+        fh.truncate(keep)
         fh.flush()
         os.fsync(fh.fileno())
     return True
@@ -31,11 +40,12 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def append_jsonl(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
 
 
 def rejects_path(out: Path) -> Path:

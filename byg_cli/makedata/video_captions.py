@@ -5,7 +5,6 @@ clips are made from those prompts by video_clips.py and kept or rejected by vide
 
 from __future__ import annotations
 
-import csv
 import json
 import random
 import re
@@ -19,7 +18,9 @@ from byg_cli.errors import BygError
 from byg_cli.makedata.journal import append_jsonl, read_jsonl, rejects_path, repair_torn_tail
 from byg_cli.makedata.parse import Rejected
 from byg_cli.makedata.sampler import image_rng
+from byg_cli.text_files import read_csv, read_text
 from byg_cli.vlm import ChatBackend, ChatRequest
+from byg_cli.vlm.answers import for_storage, unparseable
 
 VIDEO_STYLES = ("cartoon", "photo-realistic")
 STYLE_TEMPLATE = "{caption} The video is in a {style} style."
@@ -56,15 +57,14 @@ def read_captions(path: Path) -> list[Caption]:
         raise BygError(f"{path}: no such captions file")
     if path.suffix.lower() in (".jsonl", ".json"):
         rows = []
-        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for lineno, line in enumerate(read_text(path).splitlines(), 1):
             if line.strip():
                 try:
                     rows.append((lineno, json.loads(line)))
                 except json.JSONDecodeError as err:
                     raise BygError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
     else:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            rows = [(lineno, row) for lineno, row in enumerate(csv.DictReader(fh), 2)]
+        rows = list(read_csv(path)[1])
     if not rows:
         raise BygError(f"{path}: no captions in it")
     captions, seen = [], set()
@@ -97,8 +97,11 @@ def sample_captions(captions: list[Caption], count: int | None, seed: int) -> li
     return [c for i, c in enumerate(captions) if i in picked]
 
 
-def clean_sanitised(answer: str) -> str:
+def clean_sanitised(answer: object) -> str:
     """The caption in an LLM's answer, or Rejected with the reason."""
+    problem = unparseable(answer)
+    if problem:
+        raise Rejected(problem)
     text = answer.rsplit("</think>", 1)[-1].strip()
     text = re.sub(r"^(rewritten caption|caption)\s*:\s*", "", text, flags=re.IGNORECASE).strip()
     text = " ".join(text.strip().strip('"“”').split())
@@ -150,7 +153,7 @@ def make_video_prompts(captions_file: Path, backend: ChatBackend, prompts: Path,
                 for c in batch
             ])
             for cap, answer in zip(batch, answers):
-                base = {"id": cap.id, "caption": cap.text, "llm_raw": answer, "llm_model": backend.name}
+                base = {"id": cap.id, "caption": cap.text, "llm_raw": for_storage(answer), "llm_model": backend.name}
                 try:
                     clean = clean_sanitised(answer)
                 except Rejected as why:

@@ -24,6 +24,7 @@ from byg_cli.data.records import EditRecord, append_records
 from byg_cli.errors import BygError
 from byg_cli.makedata.journal import append_jsonl, read_jsonl, rejects_path, repair_torn_tail
 from byg_cli.makedata.video_captions import VIDEO_STYLES, wrap_caption
+from byg_cli.text_files import read_text
 
 CLIP_TEXTS = {
     "cartoon": "a frame from a cartoon animation",
@@ -37,7 +38,7 @@ def read_keep_list(path: Path) -> dict[str, bool]:
     if not path.is_file():
         raise BygError(f"{path}: no such keep/reject list")
     verdicts: dict[str, bool] = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(read_text(path).splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue

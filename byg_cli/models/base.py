@@ -48,6 +48,8 @@ class Backbone(Protocol):
     `compile_denoiser()` (torch.compile).
     """
 
+    pixel_multiple: int  # image / frame sides must be multiples of this
+
     def encode_text(self, prompts: list[str]) -> Cond: ...
 
     def encode(self, pixels: torch.Tensor) -> torch.Tensor: ...

@@ -314,6 +314,11 @@ class FluxBackbone(torch.nn.Module):
         return next(self.transformer.parameters()).device
 
     @property
+    def pixel_multiple(self) -> int:
+        """Image sides must be multiples of this: the codec's downscale times the 2x2 token packing."""
+        return 2 * int(self.codec.scale_factor)
+
+    @property
     def dtype(self) -> torch.dtype:
         """The base weights' dtype: what diffusers' `transformer.dtype` says without layerwise casting (which byg
         does not use), without its walk over every module (milliseconds per velocity call): the first floating

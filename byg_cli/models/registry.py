@@ -53,9 +53,36 @@ def create_if_missing(model_cfg) -> None:
     write_tiny_flux(Path(model_cfg.path), TinyFluxSpec(**fields), corpus, seed=spec_cfg.seed)
 
 
+PIPELINE_FAMILIES = {"flux": ("Flux",), "wan": ("Wan",)}  # model_index.json _class_name prefixes per family
+
+
+def check_model_folder(model_cfg) -> None:
+    """Refuse, in one line, a model folder that does not hold the family's model or has a damaged file."""
+    from pathlib import Path
+
+    from byg_cli.errors import BygError
+    from byg_cli.file_checks import model_folder_problem
+
+    root = Path(model_cfg.path)
+    problem = model_folder_problem(root)
+    if problem:
+        raise BygError(f"model.path: {problem}")
+    index = root / "model_index.json"
+    if index.is_file():
+        import json
+
+        name = str(json.loads(index.read_text(encoding="utf-8")).get("_class_name", ""))
+        if name and not name.startswith(PIPELINE_FAMILIES[model_cfg.family]):
+            raise BygError(f"model.family = '{model_cfg.family}': {root} holds a {name} (model_index.json); set "
+                           f"model.family to match the folder")
+
+
 def load_backbone(model_cfg, adapters: bool):
+    from byg_cli.errors import BygError
+
     quiet_hf()
     create_if_missing(model_cfg)
+    check_model_folder(model_cfg)
     if model_cfg.family == "flux":
         from byg_cli.models.flux import FluxBackbone
 
@@ -76,7 +103,11 @@ def load_backbone(model_cfg, adapters: bool):
         if model_cfg.lora_targets is None:
             model.add_adapters(model_cfg.lora_rank, model_cfg.lora_alpha)  # the family's default targets
         else:
-            model.add_adapters(model_cfg.lora_rank, model_cfg.lora_alpha, tuple(model_cfg.lora_targets))
+            try:
+                model.add_adapters(model_cfg.lora_rank, model_cfg.lora_alpha, tuple(model_cfg.lora_targets))
+            except ValueError as err:  # peft: no module matches a target
+                raise BygError(f"model.lora_targets {list(model_cfg.lora_targets)}: not modules of this model's "
+                               f"transformer ({str(err).splitlines()[0][:160]})") from None
     if model_cfg.gradient_checkpointing:
         if hasattr(model, "enable_gradient_checkpointing"):  # Wan: every expert
             model.enable_gradient_checkpointing()

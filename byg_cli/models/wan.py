@@ -282,6 +282,11 @@ class WanBackbone(FluxBackbone):
                  "boundary_ratio": self.boundary_ratio, "expand_timesteps": self.expand_timesteps}
         (root / "model_index.json").write_text(json.dumps(index, indent=2))
 
+    @property
+    def pixel_multiple(self) -> int:
+        """Frame sides must be multiples of this: the codec's spatial downscale times the patch size."""
+        return int(self.codec.scale_factor) * int(self.transformer.config.patch_size[1])
+
     # ----------------------------------------------------------------------------------------------- experts
     @property
     def expert_names(self) -> tuple[str, ...]:

@@ -14,15 +14,16 @@ possible, the order is shuffled per rater, and which method is option A is drawn
 
 from __future__ import annotations
 
-import csv
-import json
 import random
 import secrets
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 from byg_cli.errors import BygError
+from byg_cli.outputs import check_output_file, output_folder
 from byg_cli.study import db
+from byg_cli.text_files import iter_json_objects, read_csv
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".gif"}
 VIDEO_EXTS = {".mp4", ".webm", ".ogv", ".mov"}
@@ -96,24 +97,13 @@ def read_instructions(path: Path) -> list[Instruction]:
     suffix = path.suffix.lower()
     rows: list[tuple[str, dict]] = []  # (where, row)
     if suffix in {".jsonl", ".ndjson"}:
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise BygError(f"{path}:{n}: not valid JSON ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise BygError(f"{path}:{n}: expected a JSON object with keys {', '.join(INSTRUCTION_FIELDS)}")
-            rows.append((f"{path}:{n}", row))
+        rows += [(f"{path}:{n}", row) for n, row in iter_json_objects(path)]
     elif suffix == ".csv":
-        with path.open(newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            missing = [k for k in INSTRUCTION_FIELDS if k not in (reader.fieldnames or [])]
-            if missing:
-                raise BygError(f"{path}: CSV header lacks column(s) {', '.join(missing)}")
-            for n, row in enumerate(reader, start=2):
-                rows.append((f"{path}:{n}", row))
+        header, csv_rows = read_csv(path)
+        missing = [k for k in INSTRUCTION_FIELDS if k not in header]
+        if missing:
+            raise BygError(f"{path}: CSV header lacks column(s) {', '.join(missing)}")
+        rows += [(f"{path}:{n}", row) for n, row in csv_rows]
     else:
         raise BygError(f"--instructions {path}: unknown format {suffix!r} (use .jsonl or .csv)")
 
@@ -210,18 +200,20 @@ def build_study(
     if not 1 <= per_rater <= n_items:
         raise BygError(f"--per-rater {per_rater}: must be between 1 and the number of items ({n_items})")
 
+    check_output_file(output)
     if output.exists():
         if not force:
             raise BygError(f"-o {output}: already exists (pass --force to replace it)")
         for suffix in ("", "-wal", "-shm"):
             Path(str(output) + suffix).unlink(missing_ok=True)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    output_folder(output.parent)
 
     rng = random.Random(seed)
     admin_token = secrets.token_urlsafe(18)
     links = [RaterLink(name=f"rater{r + 1:02d}", token=secrets.token_urlsafe(12)) for r in range(raters)]
-    conn = db.create(output)
+    conn = None
     try:
+        conn = db.create(output)
         conn.execute("BEGIN")
         for key, value in {"admin_token": admin_token, "title": title, "seed": str(seed)}.items():
             conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
@@ -255,10 +247,13 @@ def build_study(
                     (rater_id, position, item_id, a, b),
                 )
         conn.execute("COMMIT")
-    except BaseException:
-        conn.close()
+    except BaseException as err:
+        if conn is not None:
+            conn.close()
         for suffix in ("", "-wal", "-shm"):
             Path(str(output) + suffix).unlink(missing_ok=True)
+        if isinstance(err, sqlite3.Error):  # a full disk, a folder that takes no files
+            raise BygError(f"-o {output}: cannot write the study database ({err})") from None
         raise
     conn.close()
 

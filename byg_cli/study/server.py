@@ -11,13 +11,18 @@ URLs
 - `GET /admin/counts`, `GET /admin/export` (admin token, header or `?token=`): live counts and all votes.
 
 Status codes: 401 no token, 403 unknown token, 404 unknown item/media, 409 second vote on an item,
-400 malformed vote, 413 body over `MAX_BODY_BYTES`.
+400 malformed vote (nested too deeply for the JSON decoder included), 413 body over `MAX_BODY_BYTES`.
+
+The access log (`serve`) shows `<token>` in place of every token in a URL (`/r/...`, `?token=...`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
+import logging
+import re
 import secrets
 import sqlite3
 import threading
@@ -36,6 +41,7 @@ from byg_cli.study.build import RaterLink
 
 STATIC_DIR = Path(__file__).with_name("static")
 MAX_BODY_BYTES = 4096
+MAX_POSITION = 2**63 - 1  # SQLite's largest integer; a larger position is no comparison of anyone's
 SLOTS = ("source", "A", "B")
 CRITERIA = (
     "follows the target style specified in the instruction",
@@ -167,8 +173,8 @@ def create_app(db_path: Path | str) -> Starlette:
                 return rater
             try:
                 payload = json.loads(body)
-            except ValueError:
-                return _error(400, "body is not JSON")
+            except (ValueError, RecursionError):
+                return _error(400, "body is not JSON (or nests too deeply)")
             if not isinstance(payload, dict) or not isinstance(payload.get("item"), str):
                 return _error(400, "body must be a JSON object with a string field 'item'")
             choice = payload.get("choice")
@@ -210,7 +216,8 @@ def create_app(db_path: Path | str) -> Starlette:
             rater = rater_or_error(_token_from(request, allow_query=True))
             if isinstance(rater, Response):
                 return rater
-            a = db.assignment_at(conns.get(), rater["id"], request.path_params["position"])
+            position = request.path_params["position"]
+            a = db.assignment_at(conns.get(), rater["id"], position) if position <= MAX_POSITION else None
             if a is None:
                 return _error(404, "no such comparison in this rater's pack")
             path = Path({"source": a.source_path, "A": a.a_path, "B": a.b_path}[slot])
@@ -281,11 +288,36 @@ def create_app(db_path: Path | str) -> Starlette:
     return app
 
 
+_TOKEN_IN_URL = re.compile(r"(/r/|[?&]token=)[^/?&#\s\"]+")
+
+
+class HideTokens(logging.Filter):
+    """Writes `<token>` over the tokens in the URLs of a log record (uvicorn's access log line)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_TOKEN_IN_URL.sub(r"\1<token>", a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = _TOKEN_IN_URL.sub(r"\1<token>", record.msg)
+        return True
+
+
+def log_config() -> dict:
+    """uvicorn's logging setup with `HideTokens` on every handler."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["hide_tokens"] = {"()": HideTokens}
+    for handler in config["handlers"].values():
+        handler["filters"] = [*handler.get("filters", []), "hide_tokens"]
+    return config
+
+
 def serve(db_path: Path, host: str, port: int) -> None:
     """Run the study server until interrupted."""
     import uvicorn
 
-    uvicorn.run(create_app(db_path), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(db_path), host=host, port=port, log_level="info", log_config=log_config())
 
 
 def rater_links(db_path: Path) -> tuple[list[RaterLink], str]:
