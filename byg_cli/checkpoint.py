@@ -12,6 +12,7 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from byg_cli.file_checks import safetensors_problem
@@ -57,18 +58,26 @@ def save_checkpoint(run_dir: Path, step: int, tensors: dict[str, dict[str, torch
     tmp = root / f".tmp-{final.name}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
-    tmp.mkdir()
-    for name, sd in tensors.items():
-        save_file({k: v.detach().contiguous().cpu() for k, v in sd.items()}, str(tmp / f"{name}.safetensors"))
-    opt_state = optimizer if isinstance(optimizer, dict) else optimizer.state_dict()  # a dict: already gathered
-    torch.save({"optimizer": opt_state, "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
-    files = sorted([f"{name}.safetensors" for name in tensors] + ["optimizer.pt"])
-    (tmp / "state.json").write_text(json.dumps({"step": step, "files": files, **state}))
-    for f in tmp.iterdir():
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
-    if final.exists():
-        shutil.rmtree(final)
+    try:
+        tmp.mkdir()
+        for name, sd in tensors.items():
+            save_file({k: v.detach().contiguous().cpu() for k, v in sd.items()}, str(tmp / f"{name}.safetensors"))
+        opt_state = optimizer if isinstance(optimizer, dict) else optimizer.state_dict()  # a dict: already gathered
+        torch.save({"optimizer": opt_state, "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
+        files = sorted([f"{name}.safetensors" for name in tensors] + ["optimizer.pt"])
+        (tmp / "state.json").write_text(json.dumps({"step": step, "files": files, **state}))
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        if final.exists():
+            shutil.rmtree(final)
+    except (OSError, SafetensorError) as err:  # a full disk, a quota: the previous checkpoints stay as they were
+        shutil.rmtree(tmp, ignore_errors=True)
+        from byg_cli.errors import BygError
+
+        why = getattr(err, "strerror", None) or str(err).split(": ")[-1]
+        raise BygError(f"{root}: cannot write the checkpoint of step {step} ({why}); the newest complete one is "
+                       f"kept for --resume") from None
     os.replace(tmp, final)
     for old in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)

@@ -203,3 +203,23 @@ def test_orphan_temporary_checkpoints_are_removed(tmp_path, tiny_flux, tiny_reco
     shutil.copytree(run / "checkpoints" / "step-0000004", orphan)
     assert CliRunner().invoke(app, ["train", str(recipe), "--resume", "--max-steps", "1"]).exit_code == 0
     assert not orphan.exists()
+
+
+def test_a_full_disk_while_checkpointing_is_one_line_and_leaves_no_half_checkpoint(tmp_path, tiny_flux,
+                                                                                     tiny_records, capsys):
+    """A real full disk: the run folder on a tiny tmpfs (needs mount rights, as root in a container)."""
+    from conftest import run_main
+
+    run = tmp_path / "small-disk"
+    run.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(run)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        recipe = write_recipe(tmp_path / "r.toml", tiny_flux, tiny_records, "byg",
+                              **{**SETTINGS, "run.dir": str(run)})
+        code, _, err = run_main(["train", recipe], capsys)
+        assert code == 2 and "Traceback" not in err, err
+        assert "cannot write the checkpoint" in err and len(err.strip().splitlines()) == 1, err
+        assert not list((run / "checkpoints").glob(".tmp-*"))
+    finally:
+        subprocess.run(["umount", str(run)], capture_output=True)
