@@ -110,12 +110,15 @@ def edit_file(image: Path, instruction: str, run: Path, out: Optional[Path] = No
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from byg_cli.data.images import load_image
+    from byg_cli.extras import check
 
     if not Path(image).is_file():
         raise BygError(f"{image}: no such file")
     if not instruction.strip():
         raise BygError("instruction: empty; say what to change, e.g. \"make the circle blue\"")
     video = is_video_file(Path(image))
+    if video:
+        check("byg edit on a video", "video")
     out = Path(out) if out is not None else Path("edited.mp4" if video else "edited.png")
     if video and not is_video_file(Path(out)):
         raise BygError(f"-o {out}: the source is a video; give a video file name ending in .mp4, .mov or .mkv")

@@ -24,8 +24,11 @@ def write_png(path: Path, color: tuple[int, int, int], size: int = 16) -> None:
 
 def write_mp4(path: Path, color: tuple[int, int, int], frames: int = 48, fps: int = 24) -> None:
     """A tiny H.264 clip whose brightness ramps, so playback position is visible (imageio + imageio-ffmpeg)."""
-    import imageio.v2 as imageio
     import numpy as np
+    import pytest
+
+    pytest.importorskip("imageio_ffmpeg", reason="video media need the 'video' extra")
+    import imageio.v2 as imageio
 
     with imageio.get_writer(path, fps=fps, codec="libx264", pixelformat="yuv420p", macro_block_size=16,
                             ffmpeg_log_level="error") as writer:

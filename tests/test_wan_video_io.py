@@ -29,6 +29,25 @@ def test_write_then_read_keeps_frame_count_fps_and_content(tmp_path):
     assert np.array_equal(picked.frames[0], video.frames[6])
 
 
+@pytest.mark.parametrize("width", [32, 48, 125])
+def test_lossless_clips_read_back_exactly_at_narrow_and_odd_widths(tmp_path, width):
+    pixels = np.random.default_rng(width).integers(0, 256, (5, 32, width, 3), dtype=np.uint8)
+    path = write_video(tmp_path / "a.mp4", pixels, 8, lossless=True)
+    assert np.array_equal(read_video(path).frames, pixels)
+    assert np.array_equal(read_video(path, [4, 1]).frames, pixels[[4, 1]])
+
+
+def test_decord_misreads_48_pixel_wide_clips_which_is_why_byg_reads_with_pyav(tmp_path):
+    """The mis-decode behind the PyAV default (docs/video_readers.md): decord 0.6.0, eva-decord 0.6.1 and decord2
+    3.4.0 all return this clip's frames as (32, 48, 4) with wrong values. Runs only where decord imports; if it
+    fails, that decord reads the clip: re-measure with examples/experiments/video_readers.py."""
+    decord = pytest.importorskip("decord")
+    pixels = np.random.default_rng(0).integers(0, 256, (5, 32, 48, 3), dtype=np.uint8)
+    path = write_video(tmp_path / "a.mp4", pixels, 8, lossless=True)
+    frame = decord.VideoReader(str(path))[2].asnumpy()
+    assert frame.shape != (32, 48, 3) or not np.array_equal(frame, pixels[2])
+
+
 def test_tensor_conversion_and_fit_to_the_grid(tmp_path):
     frames = np.random.default_rng(0).integers(0, 256, (5, 30, 50, 3), dtype=np.uint8)
     t = to_video_tensor(frames)

@@ -90,6 +90,9 @@ def gedit(
 ) -> None:
     """GEdit-Bench with VIEScore: per-category SC / PQ / O, the macro Average and the intersection subset."""
     from byg_cli.eval.gedit import GEditOptions, eval_gedit
+    from byg_cli.extras import check
+
+    check("byg eval gedit", "eval")
 
     defaults, run, judge, judge_model = _defaults(run, method, judge, judge_model)
     data = defaults.need("gedit.data", data, "byg eval gedit")
@@ -126,6 +129,9 @@ def styles(
 ) -> None:
     """The long-tail style benchmark (six styles, both directions) with VIEScore, as the paper's Table 2."""
     from byg_cli.eval.styles import eval_styles
+    from byg_cli.extras import check
+
+    check("byg eval styles", "eval")
 
     defaults, run, judge, judge_model = _defaults(run, method, judge, judge_model)
     if photo is None and stylized is None and manifest is None:
@@ -162,7 +168,10 @@ def video(
 ) -> None:
     """Reference-based video metrics, mean ± SEM per method, as the paper's Table 1."""
     from byg_cli.eval.video import eval_video
+    from byg_cli.extras import check
     from byg_cli.project_defaults import ProjectDefaults
+
+    check("byg eval video", "eval")
 
     defaults = ProjectDefaults()
     source = defaults.need("video.source", source, "byg eval video")

@@ -63,5 +63,7 @@ def eval_ablations_command(
 ) -> None:
     """Table 4: the full method, the six ablations and the supervised baseline at one budget."""
     from byg_cli.eval.ablations import run_ablations
+    from byg_cli.extras import check
 
+    check("byg eval ablations", "eval")  # its plot, after hours of training
     typer.echo(run_ablations(recipe, out, steps, per_type, eval_steps, set_ or [], only))

@@ -55,8 +55,10 @@ def serve_command(
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
 ) -> None:
     """Serve the study to raters (links from `build`, printed again here)."""
+    from byg_cli.extras import check
     from byg_cli.study.server import rater_links, serve
 
+    check("byg user-study serve", "study")
     raters, admin_token = rater_links(study)
     _print_links(f"http://{host}:{port}", raters, admin_token)
     serve(study, host=host, port=port)
@@ -69,8 +71,10 @@ def analyze_command(
     ours: Optional[str] = typer.Option(None, "--ours", help="Method whose win rate is reported (default: first)."),
 ) -> None:
     """Win rates, significance tests and agreement per condition: JSON, markdown and a bar chart PNG."""
+    from byg_cli.extras import check
     from byg_cli.study.report import analyze_study
 
+    check("byg user-study analyze", "study")  # its bar chart
     analysis = analyze_study(study, out_dir=out, ours=ours)
     console = Console()
     console.print(analysis.markdown, markup=False, highlight=False)

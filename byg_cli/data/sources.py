@@ -74,7 +74,9 @@ def build_source(data_cfg, seed: int, batch_size: int = 1) -> Source:
             if data_cfg.buckets:
                 raise BygError("data.buckets: aspect-ratio buckets apply to image records, not video records")
             from byg_cli.data.video import VideoEditDataset
+            from byg_cli.extras import check
 
+            check("training on video records", "video")
             return ShuffledRecords(VideoEditDataset(  # type: ignore[arg-type]
                 data_cfg.path, data_cfg.height or data_cfg.resolution, data_cfg.width or data_cfg.resolution,
                 data_cfg.frames, data_cfg.fps), seed)

@@ -1,8 +1,10 @@
 """Video files <-> tensors, and video edit records for training.
 
-Reading uses PyAV (FFmpeg's libraries). decord, the usual choice, has a wheel for this Python (0.6.0, 2021, no
-release since), but it returns wrong frames for some sizes: a 48x32 H.264 clip came back as 4-channel frames
-with wrong values from indexing and an error from `get_batch`. PyAV is maintained and already a dependency.
+Reading uses PyAV (FFmpeg's libraries): it reads every measured clip exactly, is maintained and is already a
+dependency. decord, the usual choice, does not: decord 0.6.0, eva-decord 0.6.1 and the maintained fork decord2
+3.4.0 return narrow clips' frames with extra channels and wrong values (48 px wide in all three, the shapes world's
+32 px in decord2) and their `get_batch` raises there; at other widths they equal PyAV's frames bit for bit
+(docs/video_readers.md, measured with examples/experiments/video_readers.py).
 Writing uses imageio with its FFmpeg plugin (imageio-ffmpeg): H.264, yuv420p, at the source's frame rate.
 
 Tensors are (3, F, H, W) floats in [-1, 1] (a batch adds B in front), the Wan VAE's layout.
@@ -25,6 +27,7 @@ from torch.utils.data import Dataset
 from byg_cli.data.images import center_crop_resize
 from byg_cli.data.records import TEXT_FIELDS, read_records
 from byg_cli.errors import BygError
+from byg_cli.extras import require
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif")
 
@@ -44,7 +47,7 @@ class Video:
 
 
 def _open(path: Path):
-    import av
+    av = require("av", "video", "reading a video file")
 
     if not Path(path).is_file():
         raise BygError(f"{path}: no such file")
@@ -61,7 +64,7 @@ def _open(path: Path):
 def read_video(path: Path, indices: Optional[Sequence[int]] = None) -> Video:
     """Decode a video's frames as RGB; with `indices`, only those frames (in that order, repeats allowed;
     indices past the end hold the last frame). Decoding stops after the last frame needed."""
-    import av
+    av = require("av", "video", "reading a video file")
 
     container = _open(path)
     stream = container.streams.video[0]
@@ -120,7 +123,8 @@ def write_video(path: Path, frames: np.ndarray, fps: Fraction | float, lossless:
     """H.264 through imageio-ffmpeg, at `fps`: yuv420p (plays everywhere; sides must be even, the model's grid
     always is), or with `lossless` RGB H.264 at CRF 0 (libx264rgb), which decodes back to the exact pixels
     (the shapes world's clips, read by an exact reader)."""
-    import imageio.v2 as imageio
+    imageio = require("imageio.v2", "video", "writing a video file")
+    require("imageio_ffmpeg", "video", "writing a video file")  # imageio's FFMPEG format
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

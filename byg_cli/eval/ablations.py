@@ -65,10 +65,9 @@ def ablation_table(rows: list[tuple[str, dict]]) -> str:
 
 
 def plot_table(rows: list[tuple[str, dict]], path: Path) -> None:
-    import matplotlib
+    from byg_cli.eval.report import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot("eval", "byg eval ablations (its plot)")
 
     names = [n for n, _ in rows]
     succ = [100 * (s["average"] or {}).get("success", 0.0) for _, s in rows]

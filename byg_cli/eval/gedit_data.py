@@ -5,13 +5,15 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import PIL.Image
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from byg_cli.errors import BygError
+from byg_cli.extras import require
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 # The 11 task groups in the benchmark's order, with the names the paper's Table 3 uses.
 GROUPS: dict[str, str] = {
@@ -64,7 +66,16 @@ def data_files(path: Path) -> list[Path]:
     return files
 
 
+def _arrow():
+    """pyarrow (the 'eval' extra) and its parquet module."""
+    pa = require("pyarrow", "eval", "reading GEdit-Bench")
+    import pyarrow.parquet as pq
+
+    return pa, pq
+
+
 def _batches(path: Path) -> Iterator[pa.RecordBatch]:
+    pa, pq = _arrow()
     if path.suffix == ".parquet":
         try:
             yield from pq.ParquetFile(path).iter_batches(batch_size=16)
@@ -103,6 +114,7 @@ def _image_bytes(value, base: Path, where: str, field: str) -> bytes:
 
 def iter_rows(path: Path, language: str = "en") -> Iterator[GEditRow]:
     """Rows of the given instruction language, streamed file by file."""
+    pa, _ = _arrow()
     for file in data_files(path):
         row_index = 0
         for batch in _batches(file):
@@ -130,6 +142,7 @@ def iter_rows(path: Path, language: str = "en") -> Iterator[GEditRow]:
 
 def count_rows(path: Path, language: str = "en") -> int:
     """How many rows have this language (reads only that column where the format allows)."""
+    pa, pq = _arrow()
     total = 0
     for file in data_files(path):
         if file.suffix == ".parquet":

@@ -7,10 +7,15 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
+from byg_cli.extras import require
 
-matplotlib.use("Agg")  # files only, never a window
-import matplotlib.pyplot as plt  # noqa: E402
+
+def pyplot(extra: str = "eval", what: str = "plotting the results"):
+    """matplotlib's pyplot on the Agg backend (files only, never a window); matplotlib comes with `extra`."""
+    require("matplotlib", extra, what).use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def write_json(path: Path, data) -> Path:
@@ -41,6 +46,7 @@ def grouped_bars(path: Path, categories: Sequence[str], series: dict[str, Sequen
     width = 0.8 / n_series
     size = (7, max(3.0, 0.45 * len(categories) * max(1, n_series) ** 0.5)) if horizontal else \
         (max(5.0, 0.9 * len(categories) * max(1, n_series) ** 0.5), 4)
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=size)
     for i, (name, values) in enumerate(series.items()):
         pos = [k + (i - (n_series - 1) / 2) * width for k in range(len(categories))]

@@ -304,7 +304,11 @@ def eval_video(*, source: Path, edited: list[str], captions: Path, out: Path, cl
                device: str | None = None, clip_preprocess: str = "squash") -> dict:
     """`byg eval video`: load the models that were given, then score every method."""
     from byg_cli.eval.video_models import ClipEncoder, DinoEncoder, FlowEstimator, load_aesthetic_head
+    from byg_cli.extras import check
 
+    edited_dirs = parse_edited(edited)
+    if any(p.is_file() for folder in (source, *edited_dirs.values()) for p in list_videos(folder).values()):
+        check("byg eval video on video files", "video")  # frame folders need no decoder
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     clip_model = ClipEncoder(clip, arch=clip_arch, device=device) if clip else None
     head = None
@@ -317,4 +321,4 @@ def eval_video(*, source: Path, edited: list[str], captions: Path, out: Path, cl
         flow=FlowEstimator(raft, variant=raft_variant, device=device) if raft else None,
         aesthetic_head=head, tracks_dir=tracks, motion_formula=motion_formula, track_grid=track_grid,
         clip_preprocess=clip_preprocess)
-    return run_video(source, parse_edited(edited), captions, out, models)
+    return run_video(source, edited_dirs, captions, out, models)

@@ -9,6 +9,7 @@ import numpy as np
 import PIL.Image
 
 from byg_cli.errors import BygError
+from byg_cli.extras import require
 
 VIDEO_SUFFIXES = {".mp4", ".webm", ".mov", ".mkv", ".avi", ".gif"}
 FRAME_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
@@ -55,7 +56,7 @@ def read_video(path: Path) -> Video:
         if len({fr.shape for fr in frames}) != 1:
             raise BygError(f"{path}: frames differ in size")
         return Video(np.stack(frames), FOLDER_FPS, path)
-    import av  # PyAV: bundled FFmpeg
+    av = require("av", "video", "reading a video file")  # PyAV: bundled FFmpeg
 
     try:
         with av.open(str(path)) as container:
@@ -71,7 +72,7 @@ def read_video(path: Path) -> Video:
 
 def write_video(path: Path, frames: np.ndarray, fps: int = 8) -> Path:
     """Lossless-enough mp4 writer (used for fixtures and by callers that need a file)."""
-    import av
+    av = require("av", "video", "writing a video file")
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), mode="w") as container:

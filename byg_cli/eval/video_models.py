@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
 from byg_cli.errors import BygError
+from byg_cli.extras import require
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
@@ -66,7 +67,7 @@ class ClipEncoder:
     from a weights file of a named open_clip architecture (`arch`)."""
 
     def __init__(self, path: Path, *, arch: str | None = None, device: str = "cpu", batch_size: int = 32):
-        import open_clip
+        open_clip = require("open_clip", "eval", "CLIP metrics")
 
         _require(path, "CLIP model")
         if path.is_dir():

@@ -56,6 +56,7 @@ def run_videos(captions: str | None, *, out: Path, count: int | None, seed: int,
     (--keep-list and/or --clip). Without --t2v, --clips DIR selects clips generated elsewhere."""
     from rich.console import Console
 
+    from byg_cli.extras import check
     from byg_cli.makedata.video_captions import make_video_prompts, prompts_path
     from byg_cli.makedata.video_clips import ClipSettings, generate_clips
     from byg_cli.makedata.video_select import select_clips
@@ -65,6 +66,10 @@ def run_videos(captions: str | None, *, out: Path, count: int | None, seed: int,
         raise BygError("videos: give the captions file, e.g. byg make-data videos captions.csv --llm MODEL")
     check_timeout(timeout)
     check_seed(seed)
+    if t2v is not None:
+        check("byg make-data videos --t2v", "video")  # writing the clips
+    if clip is not None:
+        check("byg make-data videos --clip", "video", "eval")  # decoding frames, open_clip
     check_output_file(out)
     prompts = prompts_path(out)
     select = dict(keep_list=keep_list, clip_model=clip, threshold=clip_threshold)

@@ -22,6 +22,7 @@ from rich.console import Console
 
 from byg_cli.data.records import EditRecord, append_records
 from byg_cli.errors import BygError
+from byg_cli.extras import require
 from byg_cli.makedata.journal import append_jsonl, read_jsonl, rejects_path, repair_torn_tail
 from byg_cli.makedata.video_captions import VIDEO_STYLES, wrap_caption
 from byg_cli.text_files import read_text
@@ -53,7 +54,7 @@ def read_keep_list(path: Path) -> dict[str, bool]:
 
 def read_frames(video: Path, count: int = 4) -> list[Image.Image]:
     """`count` frames spread over the clip, decoded with PyAV."""
-    import av
+    av = require("av", "video", "reading a video file")
 
     try:
         with av.open(str(video)) as container:
@@ -70,8 +71,9 @@ class ClipStyleChecker:
     """Zero-shot style scores of frames with an open_clip model from a local folder."""
 
     def __init__(self, folder: Path, device: str = "cpu"):
-        import open_clip
         import torch
+
+        open_clip = require("open_clip", "eval", "the CLIP style check (--clip)")
 
         folder = Path(folder)
         if not (folder / "open_clip_config.json").is_file():

@@ -83,10 +83,9 @@ def to_markdown(ours: str, other: str, result: dict) -> str:
 def bar_chart(ours: str, other: str, result: dict, path: Path) -> None:
     """Horizontal 100 % bars per condition (and overall): ours from the left, the other method from the right,
     with the per-vote SEM as an error bar at the boundary, in the manner of the paper's Figure 3."""
-    import matplotlib
+    from byg_cli.eval.report import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot("study", "byg user-study analyze")
 
     groups = list(result["conditions"].items()) + [("overall", result["overall"])]
     names = [f"{name}\n(n={s['votes']})" for name, s in groups]

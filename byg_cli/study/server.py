@@ -27,17 +27,17 @@ import secrets
 import sqlite3
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
-
+from byg_cli.extras import require
 from byg_cli.study import db
 from byg_cli.study.build import RaterLink
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
 
 STATIC_DIR = Path(__file__).with_name("static")
 MAX_BODY_BYTES = 4096
@@ -84,6 +84,8 @@ def _closing(conns: _Connections):
 
 
 def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    from starlette.responses import JSONResponse
+
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
@@ -120,6 +122,14 @@ def _state(conn: sqlite3.Connection, rater: sqlite3.Row, title: str) -> dict:
 
 
 def create_app(db_path: Path | str) -> Starlette:
+    require("starlette", "study", "the user-study server")
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException
+    from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+    from starlette.routing import Mount, Route
+    from starlette.staticfiles import StaticFiles
+
     db_path = Path(db_path)
     conns = _Connections(db_path)
     setup = db.connect(db_path)
@@ -315,7 +325,7 @@ def log_config() -> dict:
 
 def serve(db_path: Path, host: str, port: int) -> None:
     """Run the study server until interrupted."""
-    import uvicorn
+    uvicorn = require("uvicorn", "study", "byg user-study serve")
 
     uvicorn.run(create_app(db_path), host=host, port=port, log_level="info", log_config=log_config())
 
