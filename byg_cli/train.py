@@ -390,12 +390,8 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
                        f"--run-dir")
 
 
-def prepare_run_dir(cfg: Recipe, run_dir: Path, resume: bool) -> None:
-    check_run_dir(run_dir, resume)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise BygError(f"run.dir {run_dir}: cannot create it ({err.strerror})") from None
+def prepare_run_dir(cfg: Recipe, run_dir: Path) -> None:
+    """Under the run's lock, in the folder train() has checked and made: write the resolved recipe."""
     if not os.access(run_dir, os.W_OK):
         raise BygError(f"run.dir {run_dir}: not writable")
     # The run's own copy names its folders absolutely, so `byg edit --run` works from anywhere.
@@ -447,7 +443,7 @@ def train(cfg: Recipe, run_dir: Optional[Path] = None, resume: bool = False,
     except OSError as err:
         raise BygError(f"run.dir {run_dir}: cannot create it ({err.strerror})") from None
     with RunLock(run_dir):
-        prepare_run_dir(cfg, run_dir, resume)
+        prepare_run_dir(cfg, run_dir)
         ckpt.remove_temporary(run_dir)
         if not resume:  # a fresh start: forget what a run killed before its first checkpoint logged
             trim_loss_log(run_dir, 0)
