@@ -48,7 +48,8 @@ def measure(model_dir: Path, records: Path, objective: str, checkpointing: bool,
         "model": {"path": str(model_dir), "dtype": "bfloat16", "lora_rank": 64, "lora_alpha": 64,
                   "gradient_checkpointing": checkpointing},
         "data": {"kind": "records", "path": str(records), "resolution": res},
-        "objective": {"name": objective, "rollout_steps": 10, "identity_warmup_steps": 0, "identity_prob": 0.0},
+        "objective": {"name": objective, **({"rollout_steps": 10, "identity_warmup_steps": 0, "identity_prob": 0.0}
+                                            if objective == "byg" else {})},
         "train": {"steps": steps + 2, "batch_size": 1, "lr": 3e-4, "weight_decay": 1e-2, "sample_every": 0,
                   "mixed_precision": "bf16"},
     })

@@ -18,6 +18,7 @@ from byg_cli import checkpoint as ckpt
 from byg_cli.data.images import center_crop_resize, to_pil, to_tensor
 from byg_cli.data.video import (Video, edit_plan, fit_frames, from_video_tensor, is_video_file, read_video,
                                 to_video_tensor, write_video)
+from byg_cli.engine.objectives import OBJECTIVES
 from byg_cli.errors import BygError
 from byg_cli.models.registry import load_backbone
 from byg_cli.outputs import check_output_file
@@ -45,7 +46,8 @@ class Editor:
         if not recipe_file.is_file():
             raise BygError(f"--run {run}: not a byg run folder (no recipe.toml)")
         cfg = load_recipe(recipe_file, check_paths=False)
-        if cfg.objective.name == "t2i":
+        objective = OBJECTIVES[cfg.objective.name]
+        if objective.trains != "lora":
             raise BygError(f"--run {run}: a text-to-image run ({cfg.objective.name}); editing needs a byg or "
                            f"supervised run")
         if weights not in (None, *ADAPTERS):
@@ -54,7 +56,7 @@ class Editor:
         model = load_backbone(cfg.model, adapters=True)
         model.load_lora_state_dict("edit", ckpt.load_adapter(found, "edit"))
         ema = ckpt.load_adapter(found, "ema")
-        has_ema = ema is not None and cfg.objective.name == "byg" and cfg.objective.rollout_adapter == "ema"
+        has_ema = ema is not None and cfg.objective.keeps_ema_adapter()
         if has_ema:
             model.load_lora_state_dict("ema", ema)
         weights = weights or "edit"
@@ -65,7 +67,7 @@ class Editor:
 
     @property
     def is_video_model(self) -> bool:
-        return getattr(self.model, "family", "flux") == "wan"
+        return self.model.capabilities.video
 
     def edit(self, images: list[Image.Image], instructions: list[str], *, steps: Optional[int] = None, seed: int = 0,
              callback: Optional[Callable[[int], None]] = None) -> list[Image.Image]:
@@ -95,7 +97,7 @@ class Editor:
                    callback: Optional[Callable[[int], None]] = None) -> Video:
         """Edit a whole video; the result has the source's frame count and fps, at the model's grid size."""
         if not self.is_video_model:
-            raise BygError(f"this run edits images (a {getattr(self.model, 'family', '?')} model): give an image")
+            raise BygError(f"this run edits images (a {self.model.family} model): give an image")
         height, width, most = self.video_grid()
         clip, back = edit_plan(video.count, most)
         pixels = to_video_tensor(fit_frames(video.frames[clip], width, height))[None]

@@ -9,7 +9,9 @@ from typing import Optional
 from safetensors.torch import save_file
 
 from byg_cli import checkpoint as ckpt
+from byg_cli.engine.objectives import OBJECTIVES
 from byg_cli.errors import BygError
+from byg_cli.models.registry import family
 from byg_cli.recipe import Recipe, load_recipe
 
 DIFFUSERS_FILE = "pytorch_lora_weights.safetensors"  # the file name diffusers looks for in a folder
@@ -17,8 +19,8 @@ COMFYUI_FILE = "byg_lora_comfyui.safetensors"
 
 
 def exportable(cfg: Recipe) -> bool:
-    """Whether a LoRA layout for other tools exists for the recipe's model family (FLUX; not Wan yet)."""
-    return cfg.model.family == "flux" and cfg.objective.name != "t2i"
+    """Whether the run trains a LoRA and its family has a layout other tools read (FLUX; not Wan yet)."""
+    return OBJECTIVES[cfg.objective.name].trains == "lora" and family(cfg.model.family).lora_export is not None
 
 
 def export_lora(cfg: Recipe, run_dir: Path, *, checkpoint: str = "latest", fmt: Optional[str] = None,
@@ -26,8 +28,8 @@ def export_lora(cfg: Recipe, run_dir: Path, *, checkpoint: str = "latest", fmt: 
     """Write the chosen adapter of a checkpoint in the chosen format(s); returns the files written."""
     import tomli_w
 
-    if cfg.objective.name == "t2i":
-        raise BygError("export: a text-to-image run trains full weights (RUN/model), not a LoRA")
+    if OBJECTIVES[cfg.objective.name].trains != "lora":
+        raise BygError(f"export: a {cfg.objective.name} run trains full weights (RUN/model), not a LoRA")
     fmt = fmt or cfg.export.format
     weights = weights or cfg.export.weights
     if fmt not in ("diffusers", "comfyui", "both"):
@@ -38,29 +40,24 @@ def export_lora(cfg: Recipe, run_dir: Path, *, checkpoint: str = "latest", fmt: 
     lora = ckpt.load_adapter(found, weights)
     if lora is None:
         raise BygError(f"{found}: has no '{weights}' adapter")
-    if cfg.model.family != "flux":
+    exporter = family(cfg.model.family).lora_export
+    if exporter is None:
         raise BygError(f"export: no LoRA export for model family '{cfg.model.family}' yet")
-    from byg_cli.models import flux_lora
-
     step = ckpt.load_state(found)["step"]
     meta = {"format": "pt", "byg_recipe": tomli_w.dumps(cfg.to_toml_dict()), "byg_adapter": weights,
             "byg_step": str(step), "byg_checkpoint": found.name}
     out_dir = Path(out_dir or Path(run_dir) / "lora")
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
+    m = cfg.model
     if fmt in ("diffusers", "both"):
-        m = cfg.model
-        sd = flux_lora.diffusers_state_dict(lora)
-        from byg_cli.models.flux import DEFAULT_LORA_TARGETS
-
-        targets = list(m.lora_targets or DEFAULT_LORA_TARGETS)
-        save_file(sd, str(out_dir / DIFFUSERS_FILE),
-                  metadata={**meta, **flux_lora.diffusers_metadata(m.lora_rank, m.lora_alpha, targets)})
+        targets = list(m.lora_targets or exporter.default_targets)
+        sd, extra = exporter.diffusers(lora, m.lora_rank, m.lora_alpha, targets)
+        save_file(sd, str(out_dir / DIFFUSERS_FILE), metadata={**meta, **extra})
         written.append(out_dir / DIFFUSERS_FILE)
     if fmt in ("comfyui", "both"):
-        sd = flux_lora.comfyui_state_dict(lora, cfg.model.lora_alpha)
-        save_file(sd, str(out_dir / COMFYUI_FILE), metadata={**meta, "ss_network_dim": str(cfg.model.lora_rank),
-                                                              "ss_network_alpha": str(cfg.model.lora_alpha)})
+        sd, extra = exporter.comfyui(lora, m.lora_rank, m.lora_alpha)
+        save_file(sd, str(out_dir / COMFYUI_FILE), metadata={**meta, **extra})
         written.append(out_dir / COMFYUI_FILE)
     return written
 

@@ -1,8 +1,8 @@
 """Inference with any backbone: text-to-image generation (G_t2i) and editing (G_edit).
 
 Samplers: plain Euler over the backbone's sigma grid (FLUX; the engine's rollouts always use Euler), or UniPC
-through diffusers' UniPCMultistepScheduler with flow shift (Wan's default, `backbone.unipc_scheduler`).
-`sampler="auto"` takes the backbone's `default_sampler`.
+through diffusers' UniPCMultistepScheduler with flow shift (Wan's default, `backbone.multistep_scheduler`).
+The backbone's `capabilities.samplers` lists what it offers; `sampler="auto"` takes the first.
 """
 
 from __future__ import annotations
@@ -52,10 +52,12 @@ def unipc_sample(velocity_fn, noise: torch.Tensor, scheduler, steps: int,
 
 
 def resolve_sampler(model, sampler: str) -> str:
+    offered = model.capabilities.samplers
     if sampler == "auto":
-        return getattr(model, "default_sampler", "euler")
-    if sampler == "unipc" and not hasattr(model, "unipc_scheduler"):
-        raise BygError(f"sampler 'unipc' is not available for the {getattr(model, 'family', '?')} backbone")
+        return offered[0]
+    if sampler not in offered:
+        raise BygError(f"sampler '{sampler}' is not available for the {model.family} backbone "
+                       f"(it offers {', '.join(offered)})")
     return sampler
 
 
@@ -71,7 +73,7 @@ def edit_latents(model, source: torch.Tensor, instructions: list[str], steps: in
         return model.velocity(y, s, cond, source=source, adapter=adapter)
 
     if resolve_sampler(model, sampler) == "unipc":
-        return unipc_sample(velocity, noise, model.unipc_scheduler(flow_shift), steps, callback)
+        return unipc_sample(velocity, noise, model.multistep_scheduler(flow_shift), steps, callback)
     sigmas = model.sigmas(steps, tuple(source.shape[1:]))
     return euler_sample(velocity, noise, sigmas, callback)
 

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
@@ -22,11 +22,12 @@ from byg_cli.distributed import full, like, optimizer_state_full, shard_optimize
 from byg_cli.data.sources import build_source
 from byg_cli.data.step_batches import BatchFeed, StepBatches
 from byg_cli.engine.ema import ema_update
-from byg_cli.engine.objectives import BygConfig, build_objective
+from byg_cli.engine.objectives import OBJECTIVES, BygObjective, build_objective
 from byg_cli.engine.schedule import TimestepSampler, lr_factor
 from byg_cli.errors import BygError
-from byg_cli.models.registry import load_backbone
 from byg_cli.interrupts import StopRequest
+from byg_cli.model_create import create_if_missing
+from byg_cli.models.registry import family, load_backbone
 from byg_cli.recipe import Recipe, write_recipe
 from byg_cli.run_folder import RunLock, trim_loss_log
 from byg_cli.sampling import edit_latents, generate
@@ -38,28 +39,29 @@ class TrainState:
     step: int = 0
 
 
-def build_objective_from(cfg: Recipe, model=None):
+def build_objective_from(cfg: Recipe, model=None, prior=None):
+    """The recipe's objective. `prior` (byg only) replaces the frozen base's prior velocities (an experiment's
+    injection point, see BygObjective)."""
     o = cfg.objective
     # A backbone may own only part of the time axis (a Wan2.2 A14B run that trains one expert).
-    window = model.train_time_range() if hasattr(model, "train_time_range") else None
+    window = model.train_time_range() if model is not None else None
     timesteps = TimestepSampler(o.timesteps.kind, o.timesteps.mean, o.timesteps.std, o.timesteps.shift,
                                 window=window)
-    byg = BygConfig(rollout_steps=o.rollout_steps, rollout_shift=o.rollout_shift, lambda_prior=o.lambda_prior,
-                    lambda_id=o.lambda_id, lambda_cycle=o.lambda_cycle, alpha=o.alpha,
-                    identity_warmup_steps=o.identity_warmup_steps, identity_prob=o.identity_prob,
-                    prior_ramp_steps=o.prior_ramp_steps,
-                    rollout_adapter=o.rollout_adapter, batch_passes=o.batch_passes,
-                    checkpoint_passes=o.checkpoint_passes, ablate=tuple(o.ablate))
+    if o.name == "byg":
+        return BygObjective(timesteps, o.engine_config(), prior=prior)
+    if prior is not None:
+        raise BygError(f"a prior replaces ByG's prior velocities: objective.name = '{o.name}' has none")
+    if o.name != "t2i":
+        return build_objective(o.name, timesteps)
     posterior = None
     if o.target == "posterior":
         from byg_cli.data.shapes_posterior import ShapesPosterior
-        from byg_cli.models.codecs import PixelCodec
 
-        if model is not None and not isinstance(getattr(model, "codec", None), PixelCodec):
+        if model is not None and not model.exact_codec:
             raise BygError("objective.target = 'posterior' needs a model with the exact pixel codec "
                            "(model.create.pixel_patch > 0): a VAE's latent noise is not pixel noise")
         posterior = ShapesPosterior(cfg.data.resolution)
-    return build_objective(o.name, timesteps, byg, weighting=o.loss_weighting, posterior=posterior)
+    return build_objective(o.name, timesteps, weighting=o.loss_weighting, posterior=posterior)
 
 
 def check_frame_size(cfg: Recipe, multiple: int) -> None:
@@ -82,7 +84,7 @@ def fingerprint(tensors: list[torch.Tensor]) -> str:
 
 
 class Trainer:
-    def __init__(self, cfg: Recipe, run_dir: Path):
+    def __init__(self, cfg: Recipe, run_dir: Path, prior=None):
         from accelerate import Accelerator, DistributedType
         from accelerate.utils import DistributedDataParallelKwargs
 
@@ -99,14 +101,19 @@ class Trainer:
         if kind == DistributedType.DEEPSPEED:
             raise BygError("accelerate config: DeepSpeed is not wired into byg train; use DDP "
                            "(recipes/accelerate/ddp_8gpu.yaml) or FSDP (recipes/accelerate/fsdp_8gpu.yaml)")
-        self.is_t2i = cfg.objective.name == "t2i"
+        # What the objective trains: the edit LoRA ("lora": the run saves and exports it) or every weight of the
+        # base ("full": the run saves a base model folder, with an EMA of the weights).
+        self.trains = OBJECTIVES[cfg.objective.name].trains
+        self.full_weights = self.trains == "full"
         mode = t.sharding if t.sharding != "auto" else ("fsdp" if kind == DistributedType.FSDP else "ddp")
         self.fsdp = self.world > 1 and mode == "fsdp"
-        if self.fsdp and self.is_t2i:
-            raise BygError("train.sharding = 'fsdp' serves LoRA objectives (byg, supervised); t2i runs with DDP")
-        if self.fsdp and cfg.model.family != "flux":
+        if self.fsdp and self.full_weights:
+            raise BygError(f"train.sharding = 'fsdp' serves LoRA objectives (byg, supervised); "
+                           f"{cfg.objective.name} runs with DDP")
+        if self.fsdp and not family(cfg.model.family).capabilities.fsdp:
             raise BygError(f"train.sharding = 'fsdp': not available for the {cfg.model.family} backbone; use ddp")
-        self.model = load_backbone(cfg.model, adapters=not self.is_t2i)
+        create_if_missing(cfg)
+        self.model = load_backbone(cfg.model, adapters=not self.full_weights)
         check_frame_size(cfg, self.model.pixel_multiple)
         if self.fsdp:  # FSDP2 in place: base weights and both LoRAs sharded, gathered block by block in each call
             from torch.distributed.fsdp import fully_shard
@@ -118,11 +125,12 @@ class Trainer:
             self.model.compile_denoiser()
         self.trainable = self._select_trainable()
         self._outside_ddp: list[torch.nn.Parameter] = []
-        if self.world > 1 and not self.fsdp and getattr(self.model, "supports_denoiser_wrapper", False):
-            # DDP over the transformer: the edit LoRA (or, for t2i, every transformer weight) is all-reduced in
+        self.ddp_module: Optional[torch.nn.Module] = None
+        if self.world > 1 and not self.fsdp and self.model.capabilities.ddp_wrapper:
+            # DDP over the denoiser: the edit LoRA (or, for t2i, every denoiser weight) is all-reduced in
             # backward. The EMA adapter never requires grad, so DDP never tracks it.
-            self.model.wrap_denoiser(self.accelerator.prepare_model)
-            in_ddp = {id(p) for p in self.model._denoiser.parameters()}
+            self.ddp_module = self.model.wrap_denoiser(self.accelerator.prepare_model)
+            in_ddp = {id(p) for p in self.ddp_module.parameters()}
             self._outside_ddp = [p for _, p in self.trainable if id(p) not in in_ddp]
         elif self.world > 1 and not self.fsdp:  # a backbone that runs its modules itself: average every gradient
             self._outside_ddp = [p for _, p in self.trainable]
@@ -130,38 +138,22 @@ class Trainer:
                                            weight_decay=t.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, partial(lr_factor, warmup=t.lr_warmup_steps, decay=t.lr_decay_steps, steps=t.steps))
-        self.objective = build_objective_from(cfg, self.model)
+        self.objective = build_objective_from(cfg, self.model, prior)
         self.source = build_source(cfg.data, cfg.run.seed, t.batch_size)
         self.feed = BatchFeed(StepBatches(self.source, t.batch_size, self.world, self.rank), t.data_workers,
                               end=t.steps * t.grad_accum)
         # The same stream on every process: draws are made for the global batch (byg_cli.engine.draws), so the
         # run does not depend on how the batch is split, and a checkpoint resumes on any number of processes.
         self.generator = torch.Generator().manual_seed(cfg.run.seed * 1000)
-        self.use_ema = not self.is_t2i and cfg.objective.name == "byg" and cfg.objective.rollout_adapter == "ema"
+        self.use_ema = cfg.objective.keeps_ema_adapter()  # the EMA LoRA follows the edit LoRA
         self.state = TrainState()
         self.shadow: Optional[list[torch.Tensor]] = None
-        if self.is_t2i and cfg.ema.full_weights:
+        if self.full_weights and cfg.ema.full_weights:
             self.shadow = [p.detach().clone() for _, p in self.trainable]
 
     # ------------------------------------------------------------------------------------------- parameters
     def _select_trainable(self) -> list[tuple[str, torch.nn.Parameter]]:
-        m = self.model
-        if self.is_t2i:
-            m.transformer.requires_grad_(True)
-            named = [(f"transformer.{n}", p) for n, p in m.transformer.named_parameters()]
-            if self.cfg.model.train_text_encoder and hasattr(m, "text_modules"):  # Wan: UMT5
-                for folder, module in m.text_modules().items():
-                    module.requires_grad_(True)
-                    named += [(f"{folder}.{n}", p) for n, p in module.named_parameters()]
-                m.text_trainable = True
-            elif self.cfg.model.train_text_encoder:
-                m.text.t5.requires_grad_(True)
-                m.text.clip.requires_grad_(True)
-                m.text_trainable = True
-                named += [(f"text_encoder_2.{n}", p) for n, p in m.text.t5.named_parameters()]
-                named += [(f"text_encoder.{n}", p) for n, p in m.text.clip.named_parameters()]
-            return named
-        return [(f"edit.{n}", p) for n, p in m.lora_named_parameters("edit")]
+        return self.model.trainable_parameters(self.trains, text_encoders=self.cfg.model.train_text_encoder)
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         return {n: full(p.detach()) for n, p in self.trainable}
@@ -194,11 +186,11 @@ class Trainer:
         from byg_cli.data.dataset import EditDataset
 
         c = self.cfg.cache
-        dataset = getattr(self.source, "dataset", None)
-        if not isinstance(dataset, EditDataset) or self.is_t2i:
+        dataset = self.source.dataset
+        if not isinstance(dataset, EditDataset) or self.full_weights:
             raise BygError(f"cache.enabled: the encoder cache serves image edit records (data.kind = 'records'), "
                            f"not '{self.cfg.data.kind}' with objective '{self.cfg.objective.name}'")
-        if not getattr(self.model, "supports_cache", False):
+        if not self.model.capabilities.cache:
             raise BygError(f"cache.enabled: not available for the {self.cfg.model.family} backbone")
         cached, counts = fill_cache(dataset, self.model, c.dir, batch_size=c.batch_size, rank=self.rank,
                                     world=self.world, barrier=self.accelerator.wait_for_everyone,
@@ -233,7 +225,7 @@ class Trainer:
         from accelerate.utils import gather_object
 
         tensors = {"trainable": self.trainable_state()}
-        if not self.is_t2i:
+        if not self.full_weights:
             tensors["ema"] = self.model.lora_state_dict("ema")
         if self.shadow is not None:
             tensors["ema_full"] = {n: s for (n, _), s in zip(self.trainable, self.shadow)}
@@ -251,7 +243,7 @@ class Trainer:
 
     def expected_checkpoint_files(self) -> tuple[str, ...]:
         """The tensor files a checkpoint of this run must hold besides `trainable` and the optimizer state."""
-        return (*(() if self.is_t2i else ("ema",)), *(("ema_full",) if self.shadow is not None else ()))
+        return (*(() if self.full_weights else ("ema",)), *(("ema_full",) if self.shadow is not None else ()))
 
     def resume(self) -> None:
         """Continue from the newest checkpoint that loads; newer damaged ones (a kill mid-write, a truncated or
@@ -265,7 +257,7 @@ class Trainer:
             raise BygError(f"--resume: no loadable checkpoint in {self.run_dir / 'checkpoints'}")
         self.load_trainable_state(ckpt.load_tensors(latest, "trainable"))
         ema = ckpt.load_tensors(latest, "ema")
-        if ema is not None and not self.is_t2i:
+        if ema is not None and not self.full_weights:
             self.model.load_lora_state_dict("ema", ema)
         ema_full = ckpt.load_tensors(latest, "ema_full")
         if ema_full is not None and self.shadow is not None:
@@ -296,22 +288,26 @@ class Trainer:
     # ------------------------------------------------------------------------------------------- samples
     @torch.no_grad()
     def sample_grid(self) -> Optional[Path]:
-        s = self.cfg.sample
+        """RUN/samples/step-N.png: the base's samples while it is trained in full, else edits of data items."""
         out = self.run_dir / "samples" / f"step-{self.state.step:07d}.png"
-        if self.is_t2i:
-            prompts = s.prompts or [self.source.item(i).get("caption") or self.source.item(i)["src_caption"]
-                                    for i in range(s.count)]
-            shape = self.model.encode(self.source.item(0)["pixels"][None]).shape[1:]
-            images = generate(self.model, prompts, tuple(shape), s.steps, seed=0)
-            if images.dim() == 5:  # videos: one row of frames per prompt
-                rows = [[to_pil(v[:, k]) for k in range(v.shape[1])] for v in images]
-                return save_grid(out, rows, scale=4 if images.shape[-1] <= 64 else 1)
-            rows = [[to_pil(img)] for img in images]
-            return save_grid(out, rows, scale=4 if images.shape[-1] <= 64 else 1, captions=prompts)
-        if hasattr(self.source, "batch_items"):
-            items = self.source.batch_items(0)[:s.count]
-        else:
-            items = [self.source.item(i) for i in range(s.count)]
+        return self._generation_grid(out) if self.full_weights else self._edit_grid(out)
+
+    def _generation_grid(self, out: Path) -> Path:
+        s = self.cfg.sample
+        prompts = s.prompts or [self.source.item(i).get("caption") or self.source.item(i)["src_caption"]
+                                for i in range(s.count)]
+        shape = self.model.encode(self.source.item(0)["pixels"][None]).shape[1:]
+        images = generate(self.model, prompts, tuple(shape), s.steps, seed=0)
+        if images.dim() == 5:  # videos: one row of frames per prompt
+            rows = [[to_pil(v[:, k]) for k in range(v.shape[1])] for v in images]
+            return save_grid(out, rows, scale=4 if images.shape[-1] <= 64 else 1)
+        rows = [[to_pil(img)] for img in images]
+        return save_grid(out, rows, scale=4 if images.shape[-1] <= 64 else 1, captions=prompts)
+
+    def _edit_grid(self, out: Path) -> Optional[Path]:
+        s = self.cfg.sample
+        items = self.source.batch_items(0)
+        items = items[:s.count] if items is not None else [self.source.item(i) for i in range(s.count)]
         inf = self.cfg.inference
         with self.codec_on_device():
             if "latents" in items[0]:  # cached data: sources are latents
@@ -344,12 +340,12 @@ class Trainer:
         for micro in range(t.grad_accum):
             batch = self.batch(self.state.step, micro)
             last = micro == t.grad_accum - 1
-            sync = (self.accelerator.no_sync(self.model._denoiser) if not last and self.model._denoiser is not None
+            sync = (self.accelerator.no_sync(self.ddp_module) if not last and self.ddp_module is not None
                     else contextlib.nullcontext())  # DDP: all-reduce once, after the last micro-batch
             with sync:
                 with self.accelerator.autocast():
                     loss, logs = self.objective(batch, self.model, self.state.step, self.generator)
-                if not self.is_t2i:
+                if not self.full_weights:
                     self.model.set_adapter("edit")
                 self.accelerator.backward(loss / t.grad_accum)
             for k, v in logs.items():
@@ -424,9 +420,13 @@ def fill_cache_with_progress(trainer: Trainer, quiet: bool) -> dict:
 
 
 def train(cfg: Recipe, run_dir: Optional[Path] = None, resume: bool = False,
-          stop_after: Optional[int] = None, quiet: bool = False, cache_only: bool = False) -> Path:
+          stop_after: Optional[int] = None, quiet: bool = False, cache_only: bool = False,
+          prior=None, on_finished: Optional[Callable[[Path], None]] = None) -> Path:
     """Train per the recipe into run_dir (default cfg.run.dir). Returns the run folder. With `cache_only`, only
     fill the encoder cache (cfg.cache) and stop; with cfg.cache.enabled, it is filled before training.
+    `on_finished(run_dir)` runs once the run has reached its end (train.steps or train.max_minutes) and written
+    its model or LoRA, with the trainer's memory freed (the recipe's [eval] step: byg_cli.pipeline); `prior`:
+    see build_objective_from.
 
     One `byg train` works in a folder at a time (a lock); Ctrl-C or SIGTERM ends the step under way, saves a
     checkpoint and stops, so `--resume` continues exactly as if the run had not been interrupted."""
@@ -437,7 +437,7 @@ def train(cfg: Recipe, run_dir: Optional[Path] = None, resume: bool = False,
         return run_dir
     check_run_dir(run_dir, resume)
     if int(os.environ.get("RANK", "0")):  # other processes of a multi-process run: the main one holds the lock
-        return _train_in(cfg, run_dir, resume, stop_after, quiet)
+        return _train_in(cfg, run_dir, resume, stop_after, quiet, prior, on_finished)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -447,15 +447,16 @@ def train(cfg: Recipe, run_dir: Optional[Path] = None, resume: bool = False,
         ckpt.remove_temporary(run_dir)
         if not resume:  # a fresh start: forget what a run killed before its first checkpoint logged
             trim_loss_log(run_dir, 0)
-        return _train_in(cfg, run_dir, resume, stop_after, quiet)
+        return _train_in(cfg, run_dir, resume, stop_after, quiet, prior, on_finished)
 
 
-def _train_in(cfg: Recipe, run_dir: Path, resume: bool, stop_after: Optional[int], quiet: bool) -> Path:
+def _train_in(cfg: Recipe, run_dir: Path, resume: bool, stop_after: Optional[int], quiet: bool, prior=None,
+              on_finished: Optional[Callable[[Path], None]] = None) -> Path:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from torch.utils.tensorboard import SummaryWriter
 
     torch.manual_seed(cfg.run.seed)
-    trainer = Trainer(cfg, run_dir)
+    trainer = Trainer(cfg, run_dir, prior)
     if cfg.cache.enabled:
         fill_cache_with_progress(trainer, quiet)
     if resume:
@@ -515,7 +516,7 @@ def _train_in(cfg: Recipe, run_dir: Path, resume: bool, stop_after: Optional[int
     finished = trainer.state.step >= t.steps or out_of_time  # train.max_minutes ends a run like its last step
     if main and out_of_time and not quiet:
         print(f"train.max_minutes ({t.max_minutes:g}) reached at step {trainer.state.step}: the run ends here")
-    if main and finished and trainer.is_t2i:
+    if main and finished and trainer.full_weights:
         with trainer.ema_weights():
             trainer.model.save_base(run_dir / "model")
     from byg_cli.export import export_lora, exportable
@@ -529,42 +530,7 @@ def _train_in(cfg: Recipe, run_dir: Path, resume: bool, stop_after: Optional[int
     # Tear a multi-process group down while the interpreter is whole: left to exit, gloo's worker threads can
     # abort a rank ("terminate called without an active exception"). One process: nothing to do.
     trainer.accelerator.end_training()
-    if main and finished and cfg.eval.after != "none":
+    if main and finished and on_finished is not None:
         del trainer
-        evaluate_after_training(cfg, run_dir, quiet)
+        on_finished(run_dir)
     return run_dir
-
-
-def evaluate_after_training(cfg: Recipe, run_dir: Path, quiet: bool = False) -> dict:
-    """The recipe's [eval] step: a report (JSON, markdown table, grid) in RUN/eval."""
-    from byg_cli.eval.shapes_eval import evaluate_base, evaluate_edits
-
-    e = cfg.eval
-    if e.after == "shapes":
-        from byg_cli.models.registry import load_model_folder
-
-        summary = evaluate_base(load_model_folder(run_dir / "model"), run_dir / "eval", count=e.count, steps=e.steps,
-                                image_size=cfg.data.resolution, quiet=quiet)
-        report = run_dir / "eval" / "shapes_t2i.md"
-    elif e.after == "shapes-video-base":
-        from byg_cli.eval.shapes_video_eval import evaluate_video_base
-        from byg_cli.models.registry import load_model_folder
-
-        summary = evaluate_video_base(load_model_folder(run_dir / "model", family="wan"), run_dir / "eval",
-                                      count=e.count, frames=cfg.data.frames, image_size=cfg.data.resolution,
-                                      steps=e.steps, quiet=quiet)
-        report = run_dir / "eval" / "shapes_video_t2v.md"
-    elif e.after == "shapes-video":
-        from byg_cli.eval.shapes_video_eval import evaluate_run
-
-        summary = evaluate_run(run_dir, run_dir / "eval", count=e.count, steps=e.steps, quiet=quiet)
-        report = run_dir / "eval" / "shapes_video.md"
-    else:
-        from byg_cli.edit import Editor
-
-        summary = evaluate_edits(Editor.from_run(run_dir), run_dir / "eval", per_type=e.per_type, steps=e.steps,
-                                 edit_types=cfg.data.edit_types, image_size=cfg.data.resolution, quiet=quiet)
-        report = run_dir / "eval" / "shapes_edit.md"
-    if not quiet:
-        print(report.read_text())
-    return summary

@@ -52,7 +52,8 @@ def write_recipe(path: Path, model: Path, records: Path, objective: str = "byg",
     tree = {"run": {"dir": str(path.parent / "run"), "seed": 0},
             "model": {"path": str(model), "lora_rank": 4, "lora_alpha": 4},
             "data": {"kind": "records", "path": str(records), "resolution": 32},
-            "objective": {"name": objective, "rollout_steps": 3, "identity_warmup_steps": 2},
+            "objective": {"name": objective, **({"rollout_steps": 3, "identity_warmup_steps": 2}
+                                                if objective == "byg" else {})},
             "train": {"steps": 20, "batch_size": 2, "lr": 1e-3, "checkpoint_every": 10, "sample_every": 0},
             "sample": {"steps": 2, "count": 2}}
     for key, value in sections.items():
@@ -98,3 +99,10 @@ def run_main(argv, capsys):
         sys.argv = old
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser and multi-process tests are always slow, so `-m "not slow"` (the quick run) leaves them out."""
+    for item in items:
+        if item.get_closest_marker("browser") or item.get_closest_marker("multiproc"):
+            item.add_marker(pytest.mark.slow)

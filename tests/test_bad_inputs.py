@@ -83,7 +83,7 @@ def add_eval_files(root: Path) -> None:
     """A one-item GEdit-Bench copy with its outputs, a styles photo, frame-folder videos, damaged stores."""
     from PIL import Image
 
-    from eval_helpers import write_gedit_parquet
+    from helpers.eval_helpers import write_gedit_parquet
 
     red = Image.new("RGB", (40, 30), "red")
     write_gedit_parquet(root / "gedit" / "data" / "d.parquet", [dict(
@@ -278,7 +278,7 @@ NEEDLES = {
     "make-data shapes: -o a file": "afile: is a file", "make-data shapes: -o under a file": "afile is a file",
     "make-data shapes: -o cannot be made": "/proc/byg-shapes: cannot create it",
     "make-data shapes: disk full": "000000.png: cannot write it (No space left on device)",
-    "make-data images: --timeout -1": "--timeout", "make-data images: --count -1": "--count",
+    "make-data images: --timeout -1": "--timeout", "make-data images: --count -1": "No such option: --count",
     "make-data images: --seed -1": "--seed", "make-data images: -o under a file": "afile is a file",
     "make-data images: output not UTF-8": "bad-utf8.jsonl:1: not UTF-8",
     "make-data images: output is not byg's": "binary.jsonl:1: not UTF-8",
@@ -322,7 +322,7 @@ def test_a_corrupt_output_among_judged_ones_is_counted_and_judged_once_replaced(
     and counted as unjudged, and the next run judges it once the file is replaced."""
     from PIL import Image
 
-    from eval_helpers import JudgeServer, write_gedit_parquet
+    from helpers.eval_helpers import JudgeServer, write_gedit_parquet
 
     red = Image.new("RGB", (40, 30), "red")
     data = tmp_path / "data"
@@ -356,7 +356,7 @@ def test_a_corrupt_output_among_judged_ones_is_counted_and_judged_once_replaced(
 
 
 def test_a_corrupt_styles_output_is_reported_not_fatal(world, capsys, tmp_path):
-    from eval_helpers import JudgeServer
+    from helpers.eval_helpers import JudgeServer
 
     out = tmp_path / "out"
     (out / "m" / "to_style" / "lego").mkdir(parents=True)

@@ -17,7 +17,7 @@ from byg_cli.eval.edit_bench import target_size
 from byg_cli.eval.gedit import GEditOptions, run_gedit
 from byg_cli.eval.gedit_data import GROUPS, count_rows, iter_rows
 from byg_cli.eval.viescore import VieScorer
-from eval_helpers import InvertEditor, JudgeServer, mean_abs_diff, open_test_judge, write_gedit_parquet
+from helpers.eval_helpers import InvertEditor, JudgeServer, mean_abs_diff, open_test_judge, write_gedit_parquet
 
 
 def strength(i_group: int, i_item: int) -> int:
@@ -163,7 +163,7 @@ def test_arrow_stream_files_and_images_by_path(tmp_path):
     """The published copy is arrow (IPC stream, as `datasets` writes it); an Image feature may hold a path."""
     import pyarrow as pa
 
-    from eval_helpers import IMAGE_STRUCT, png_bytes
+    from helpers.eval_helpers import IMAGE_STRUCT, png_bytes
 
     (tmp_path / "imgs").mkdir()
     PIL.Image.new("RGB", (64, 64), "green").save(tmp_path / "imgs" / "raw.png")

@@ -10,7 +10,7 @@ from rich.console import Console
 from byg_cli.errors import BygError
 from byg_cli.eval.styles import STYLES, TO_PHOTO, TO_STYLE, cases_from_folders, cases_from_manifest, run_styles
 from byg_cli.eval.viescore import VieScorer
-from eval_helpers import InvertEditor, JudgeServer, open_test_judge
+from helpers.eval_helpers import InvertEditor, JudgeServer, open_test_judge
 
 QUIET = Console(file=open("/dev/null", "w"))
 

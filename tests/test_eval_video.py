@@ -15,7 +15,7 @@ from byg_cli.errors import BygError
 from byg_cli.eval.video import VideoModels, read_captions, run_video
 from byg_cli.eval.video_io import write_video
 from byg_cli.eval.video_models import ClipEncoder, DinoEncoder, FlowEstimator, load_aesthetic_head
-from eval_helpers import make_tiny_clip, make_tiny_dino, make_tiny_raft, moving_square_video
+from helpers.eval_helpers import make_tiny_clip, make_tiny_dino, make_tiny_raft, moving_square_video
 
 torch.set_num_threads(1)
 QUIET = Console(file=open("/dev/null", "w"))

@@ -11,7 +11,7 @@ from byg_cli.eval.motion_fidelity import motion_fidelity, tracklet_correlation, 
 from byg_cli.eval.video_io import Video, read_video, write_video
 from byg_cli.eval.video_models import ClipEncoder, DinoEncoder, FlowEstimator, load_aesthetic_head
 from byg_cli.errors import BygError
-from eval_helpers import make_tiny_clip, make_tiny_dino, make_tiny_raft, moving_square_video
+from helpers.eval_helpers import make_tiny_clip, make_tiny_dino, make_tiny_raft, moving_square_video
 
 torch.set_num_threads(1)
 
@@ -159,7 +159,7 @@ def test_aesthetic_head_by_hand(tmp_path):
 
 
 def test_clip_from_an_openai_checkpoint_file(tmp_path):
-    from eval_helpers import make_tiny_openai_clip
+    from helpers.eval_helpers import make_tiny_openai_clip
 
     clip = ClipEncoder(make_tiny_openai_clip(tmp_path / "ViT-tiny.pt"))
     assert clip.size == 32 and clip.embed_dim == 32

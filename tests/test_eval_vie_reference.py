@@ -23,7 +23,7 @@ from byg_cli.eval.gedit_data import GROUPS
 from byg_cli.eval.vie_prompts import load_prompts
 from byg_cli.eval.vie_reference import ReferenceVieScorer, parse_reference
 from byg_cli.eval.viescore import Judgement, JudgeItem, VieScorer, parse_scores
-from eval_helpers import InvertEditor, JudgeServer, decode_data_url, write_gedit_parquet
+from helpers.eval_helpers import InvertEditor, JudgeServer, decode_data_url, write_gedit_parquet
 
 STAND_IN = {
     "context_no_delimit.txt": 'STAND-IN CONTEXT: rate the AI images.\nAnswer as {"score": [...]}.',

@@ -113,7 +113,7 @@ def test_random_fill_only_when_asked():
 def test_judging_through_a_tiny_transformers_judge(tmp_path):
     """The transformers backend (local folder) end to end: a random tiny Qwen2-VL answers garbage, and every
     answer ends up either as valid 0..10 scores or as a counted parse failure, never as a made-up score."""
-    from makedata_support import build_tiny_qwen_vl
+    from helpers.makedata_support import build_tiny_qwen_vl
 
     from byg_cli.eval.judge import open_judge
 

@@ -17,12 +17,13 @@ import pytest
 import torch
 
 from conftest import write_recipe
-from wan_helpers import tiny_wan_a14b  # noqa: F401  (fixture)
+from helpers.wan_helpers import tiny_wan_a14b  # noqa: F401  (fixture)
 
 from byg_cli import checkpoint as ckpt
 from byg_cli.recipe import load_recipe
 from byg_cli.train import train
 
+pytestmark = pytest.mark.multiproc  # slow too (conftest)
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -112,7 +113,7 @@ def test_fsdp_sharded_run_matches_and_resumes_under_ddp(tmp_path, tiny_flux, tin
 def test_wan_two_processes_average_gradients_by_hand(tmp_path, tiny_wan_a14b):
     """A backbone that runs its own modules (Wan, two experts) is not DDP-wrapped: every LoRA gradient is averaged
     over the processes after backward, and 2 x 1 equals 1 x 2."""
-    from wan_helpers import write_video_records
+    from helpers.wan_helpers import write_video_records
 
     records = write_video_records(tmp_path / "data", count=4, frames=5, fps=8.0)
 

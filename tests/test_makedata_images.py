@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from makedata_support import ChatServer, allowed_types_of, bad_answer, good_answer, make_images, user_text
+from conftest import run_main
+from helpers.makedata_support import ChatServer, allowed_types_of, bad_answer, good_answer, make_images, user_text
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -171,13 +172,13 @@ def test_kill_mid_run_then_rerun_gives_every_image_exactly_once(tmp_path):
     assert key(lines(out)) == key(lines(whole)) and key(lines(rejects)) == key(lines(whole.with_name(rejects.name)))
 
 
-def test_cli_argument_errors(tmp_path):
+def test_cli_argument_errors(tmp_path, capsys):
     runner = CliRunner()
     result = runner.invoke(app, ["make-data", str(tmp_path / "missing"), "--vlm", "http://127.0.0.1:9"])
     assert isinstance(result.exception, BygError) and "not an images folder" in str(result.exception)
     result = runner.invoke(app, ["make-data", str(tmp_path)])
     assert "missing --vlm" in str(result.exception) and "BYG_VLM" in str(result.exception)
-    result = runner.invoke(app, ["make-data", str(tmp_path), "--vlm", "http://127.0.0.1:9", "--count", "3"])
-    assert "use --limit" in str(result.exception)
+    code, _, err = run_main(["make-data", tmp_path, "--vlm", "http://127.0.0.1:9", "--count", "3"], capsys)
+    assert code == 2 and "No such option: --count" in err and "use --limit N" in err  # --count is videos/shapes
     proc = subprocess.run(cli("videos"), env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
     assert proc.returncode == 2 and "error: videos: give the captions file" in proc.stderr

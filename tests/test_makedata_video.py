@@ -13,7 +13,7 @@ import av
 import numpy as np
 import pytest
 import torch
-from makedata_support import ChatServer, user_text
+from helpers.makedata_support import ChatServer, user_text
 
 from byg_cli.data.records import read_records
 from byg_cli.errors import BygError

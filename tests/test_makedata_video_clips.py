@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from makedata_support import ChatServer, user_text
+from helpers.makedata_support import ChatServer, user_text
 from typer.testing import CliRunner
 
 from byg_cli.cli import app

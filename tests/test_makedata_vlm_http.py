@@ -5,7 +5,7 @@ import io
 import time
 
 import pytest
-from makedata_support import ChatServer, user_text
+from helpers.makedata_support import ChatServer, user_text
 from PIL import Image
 
 from byg_cli.errors import BygError

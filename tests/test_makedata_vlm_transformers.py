@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from makedata_support import build_tiny_qwen_vl, make_images
+from helpers.makedata_support import build_tiny_qwen_vl, make_images
 from PIL import Image
 
 from byg_cli.data.records import read_records

@@ -3,7 +3,7 @@ with the gradient passes recomputed in backward; and the set_adapter shortcut ke
 
 import torch
 
-from test_byg_step import batch, model, run_step  # noqa: F401  (fixtures)
+from helpers.byg_step import batch, model, run_step  # noqa: F401  (fixtures)
 
 
 def _loss_and_grads(model, batch, **cfg):

@@ -11,11 +11,11 @@ import numpy as np
 import PIL.Image
 import pytest
 from conftest import run_main, write_recipe
-from eval_helpers import JudgeServer, write_gedit_parquet
-from makedata_support import ChatServer, make_images
+from helpers.eval_helpers import JudgeServer, write_gedit_parquet
+from helpers.makedata_support import ChatServer, make_images
 from safetensors.numpy import save_file
 from typer.testing import CliRunner
-from wan_helpers import moving_square_clip, tiny_wan_a14b, write_video_records  # noqa: F401  (fixture)
+from helpers.wan_helpers import moving_square_clip, tiny_wan_a14b, write_video_records  # noqa: F401  (fixture)
 
 from byg_cli.cli import app
 from byg_cli.data.video import read_video

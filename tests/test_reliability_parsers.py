@@ -8,7 +8,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from makedata_support import ChatServer, good_answer, make_images, user_text
+from helpers.makedata_support import ChatServer, good_answer, make_images, user_text
 from PIL import Image
 from typer.testing import CliRunner
 

@@ -12,10 +12,14 @@ conditioning loses it. When the base draws crisp shapes, tighten it to edit succ
 
 from pathlib import Path
 
+import pytest
+
 from byg_cli.edit import Editor
 from byg_cli.eval.shapes_eval import evaluate_edits
 from byg_cli.recipe import load_recipe
 from byg_cli.train import train
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 150

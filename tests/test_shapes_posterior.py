@@ -82,6 +82,7 @@ def test_posterior_velocity_is_the_samples_target_where_certain():
     assert torch.allclose(posterior_velocity(y_t, y, mean, eps, t), y_t / t.view(-1, 1, 1, 1), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_t2i_trains_on_the_posterior_target(tmp_path, tiny_flux, tiny_records):
     recipe = write_recipe(tmp_path / "r.toml", tiny_flux, tiny_records, "t2i",
                           **{"objective.target": "posterior", "data.kind": "shapes_t2i", "train.steps": 4})

@@ -52,6 +52,7 @@ def test_negative_workers_are_refused():
         BatchFeed(StepBatches(ShapesCaptionStream(seed=0), 2), workers=-1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objective", ["byg", "t2i"])
 def test_a_run_with_data_workers_trains_exactly_as_one_without(tmp_path, tiny_flux, tiny_records, objective):
     losses = {}

@@ -13,8 +13,9 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from byg_cli.study import db
-from study_helpers import make_study, running_server
+from helpers.study_helpers import make_study, running_server
 
+pytestmark = pytest.mark.browser  # slow too (conftest)
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from byg_cli.cli import app
 from byg_cli.errors import BygError
 from byg_cli.study.build import build_study
-from study_helpers import make_study, write_png
+from helpers.study_helpers import make_study, write_png
 
 
 def test_build_pairs_outputs_and_balances_packs(tmp_path):

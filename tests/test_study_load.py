@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from study_helpers import make_study
+from helpers.study_helpers import make_study
 
 RATERS = 50
 ITEMS = 16
@@ -86,6 +86,7 @@ async def rater_session(client, token, rng, latencies, sent):
     return state
 
 
+@pytest.mark.slow
 def test_fifty_concurrent_raters_lose_and_duplicate_nothing(served_study, capsys):
     result, url = served_study
     latencies, sent = [], []

@@ -10,7 +10,7 @@ from byg_cli.cli import app
 from byg_cli.errors import BygError
 from byg_cli.study import db
 from byg_cli.study.report import analyze_study
-from study_helpers import make_study
+from helpers.study_helpers import make_study
 
 
 def vote_all(path, pick):

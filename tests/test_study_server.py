@@ -11,7 +11,7 @@ import pytest
 
 from byg_cli.study import db
 from byg_cli.study.server import MAX_BODY_BYTES, SLOTS
-from study_helpers import make_study, running_server
+from helpers.study_helpers import make_study, running_server
 
 
 @pytest.fixture(scope="module")

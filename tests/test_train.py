@@ -16,6 +16,7 @@ def read_losses(run):
     return [json.loads(line) for line in (run / "losses.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objective", ["byg", "supervised", "t2i"])
 def test_each_objective_trains_20_steps(tmp_path, tiny_flux, tiny_records, objective):
     recipe = write_recipe(tmp_path / "r.toml", tiny_flux, tiny_records, objective, **{"train.sample_every": 20})
@@ -35,6 +36,7 @@ def test_each_objective_trains_20_steps(tmp_path, tiny_flux, tiny_records, objec
         assert (run / "model" / "transformer").is_dir()
 
 
+@pytest.mark.slow
 def test_resume_reproduces_losses_step_for_step(tmp_path, tiny_flux, tiny_records):
     full = write_recipe(tmp_path / "a" / "r.toml", tiny_flux, tiny_records, "byg",
                         **{"train.checkpoint_every": 5}) if (tmp_path / "a").mkdir() is None else None
@@ -67,6 +69,7 @@ def test_max_minutes_ends_the_run_as_its_last_step_would(tmp_path, tiny_flux, ti
     assert (run / "model" / "transformer").is_dir() and (run / "samples" / "step-0000001.png").is_file()
 
 
+@pytest.mark.slow
 def test_compile_trains_the_same_byg_steps_as_eager(tmp_path, tiny_flux, tiny_records):
     """train.compile: the compiled transformer (every adapter, the batched passes, LoRA saving) gives the eager
     run's losses; the speed-up is measured by benchmarks/compile_step.py, not here."""
@@ -89,6 +92,7 @@ def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "byg_cli.cli", *args], capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_bad_recipe_input_gives_one_line_errors(tmp_path, tiny_flux, tiny_records):
     recipe = write_recipe(tmp_path / "r.toml", tiny_flux, tiny_records, **{"train.lrr": 1e-3})
     typo = run_cli("train", str(recipe))

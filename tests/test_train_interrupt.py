@@ -68,6 +68,7 @@ POINTS = [("loss", "byg_cli.engine.losses", "directional_loss", 5),
           ("in checkpoint", "byg_cli.checkpoint", "save_checkpoint", 1)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", POINTS, ids=[p[0] for p in POINTS])
 def test_ctrl_c_anywhere_in_a_step_resumes_exactly(tmp_path, tiny_flux, tiny_records, reference, monkeypatch, point):
     import importlib
@@ -106,6 +107,7 @@ def wait_for_steps(proc, run, n, timeout=120):
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_sigint_and_kill_at_random_times_then_resume(tmp_path, tiny_flux, tiny_records, reference):
     """A real `byg train` process: SIGINT at a random moment, then kill -9 (one before the first checkpoint, one
     near a later one), each followed by a restart; every step is logged exactly once and the losses are the
@@ -139,6 +141,7 @@ def test_sigint_and_kill_at_random_times_then_resume(tmp_path, tiny_flux, tiny_r
     same_losses(reference, losses(run))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncate trainable", "empty state", "delete ema", "truncate optimizer"])
 def test_a_damaged_latest_checkpoint_falls_back_to_the_newest_that_loads(tmp_path, tiny_flux, tiny_records,
                                                                        reference, damage):
@@ -167,6 +170,7 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_newest_that_loads(tmp_pat
     same_losses(reference, losses(run))
 
 
+@pytest.mark.slow
 def test_export_and_edit_skip_a_damaged_latest_checkpoint(tmp_path, tiny_flux, tiny_records):
     recipe = write_recipe(tmp_path / "r.toml", tiny_flux, tiny_records, "byg", **SETTINGS)
     run = tmp_path / "run"
@@ -195,6 +199,7 @@ def test_resume_of_a_missing_folder_creates_nothing(tmp_path, tiny_flux, tiny_re
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_orphan_temporary_checkpoints_are_removed(tmp_path, tiny_flux, tiny_records):
     recipe = write_recipe(tmp_path / "r.toml", tiny_flux, tiny_records, "byg", **SETTINGS)
     run = tmp_path / "run"
@@ -205,6 +210,7 @@ def test_orphan_temporary_checkpoints_are_removed(tmp_path, tiny_flux, tiny_reco
     assert not orphan.exists()
 
 
+@pytest.mark.slow
 def test_a_full_disk_while_checkpointing_is_one_line_and_leaves_no_half_checkpoint(tmp_path, tiny_flux,
                                                                                      tiny_records, capsys):
     """A real full disk: the run folder on a tiny tmpfs (needs mount rights, as root in a container)."""

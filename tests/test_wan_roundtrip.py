@@ -6,7 +6,7 @@ from fractions import Fraction
 import pytest
 from conftest import write_recipe
 from typer.testing import CliRunner
-from wan_helpers import moving_square_clip, tiny_wan_a14b, write_video_records  # noqa: F401  (fixture)
+from helpers.wan_helpers import moving_square_clip, tiny_wan_a14b, write_video_records  # noqa: F401  (fixture)
 
 from byg_cli.cli import app
 from byg_cli.data.video import read_video
@@ -30,6 +30,7 @@ def wan_run(tmp_path_factory, tiny_wan_a14b):
     return root / "run"
 
 
+@pytest.mark.slow
 def test_byg_trains_on_video_records_and_moves_the_edit_lora(wan_run):
     losses = [json.loads(line) for line in (wan_run / "losses.jsonl").read_text().splitlines()]
     assert [row["step"] for row in losses] == [1, 2, 3]
@@ -44,6 +45,7 @@ def test_byg_trains_on_video_records_and_moves_the_edit_lora(wan_run):
     assert (wan_run / "samples" / "step-0000003.png").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("frames, fps", [(7, Fraction(12)), (11, Fraction(30000, 1001))])
 def test_byg_edit_writes_an_mp4_with_the_sources_frame_count_and_fps(tmp_path, wan_run, frames, fps):
     # inference.frames = 5 caps the clip: both sources are sampled onto 5 frames and the output holds frames
@@ -57,9 +59,10 @@ def test_byg_edit_writes_an_mp4_with_the_sources_frame_count_and_fps(tmp_path, w
     assert edited.frames.shape[1:] == (32, 32, 3)  # the model's grid (data.height x data.width)
 
 
+@pytest.mark.slow
 def test_short_videos_are_edited_frame_for_frame(tmp_path, wan_run):
     editor = Editor.from_run(wan_run)
-    assert editor.inference.sampler == "auto" and editor.model.default_sampler == "unipc"
+    assert editor.inference.sampler == "auto" and editor.model.capabilities.samplers[0] == "unipc"
     video = read_video(moving_square_clip(tmp_path / "c.mp4", 3, 10))
     a = editor.edit_video(video, "make the square blue", steps=2, seed=1)
     b = editor.edit_video(video, "make the square blue", steps=2, seed=1)
@@ -67,6 +70,7 @@ def test_short_videos_are_edited_frame_for_frame(tmp_path, wan_run):
     assert not (a.frames[0] == a.frames[2]).all()  # the held padding frames were dropped, not the real ones
 
 
+@pytest.mark.slow
 def test_video_edit_errors_name_the_problem(tmp_path, wan_run):
     clip = moving_square_clip(tmp_path / "c.mp4", 5, 8)
     result = CliRunner().invoke(app, ["edit", str(clip), "x", "--run", str(wan_run), "-o", str(tmp_path / "o.png")])

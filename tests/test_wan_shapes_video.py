@@ -145,11 +145,12 @@ def test_the_video_pixel_codec_is_exact_and_keeps_wans_latent_layout():
         codec.encode(x[:, :, :8])
 
 
+@pytest.mark.slow
 def test_pretrain_then_byg_then_score_on_the_video_shapes_world(tmp_path):
     """The pipeline of recipes/shapes_video_t2v.toml and recipes/shapes_video.toml at toy size, 2 steps each."""
     from byg_cli.eval.shapes_video_eval import evaluate_run
     from byg_cli.recipe import load_recipe
-    from byg_cli.train import train
+    from byg_cli.pipeline import train_and_evaluate as train
 
     tiny = ["model.create.num_layers=1", "model.create.num_heads=2", "model.create.head_dim=12",
             "model.create.ffn_dim=32", "model.create.text_dim=16", "data.resolution=16", "data.frames=5",
@@ -191,12 +192,13 @@ def test_pretrain_then_byg_then_score_on_the_video_shapes_world(tmp_path):
     assert (run / "eval" / "shapes_video_grid.png").is_file()
 
 
+@pytest.mark.slow
 def test_the_video_recipe_trains_from_the_committed_base_on_a_fresh_checkout(tmp_path, monkeypatch):
     """recipes/shapes_video.toml as shipped (model.path = examples/shapes-video-base), cut to 2 steps, ends with its
     evaluation; the committed base is a two-stage pretrained Wan folder, not a random one."""
     from byg_cli.models.registry import load_model_folder
     from byg_cli.recipe import load_recipe
-    from byg_cli.train import train
+    from byg_cli.pipeline import train_and_evaluate as train
 
     root = Path(__file__).resolve().parents[1]
     monkeypatch.chdir(root)

@@ -6,7 +6,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
-from wan_helpers import moving_square_clip, write_video_records
+from helpers.wan_helpers import moving_square_clip, write_video_records
 
 from byg_cli.data.sources import build_source
 from byg_cli.data.video import (VideoEditDataset, clip_indices, edit_plan, fit_frames, from_video_tensor,

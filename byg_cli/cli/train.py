@@ -1,4 +1,4 @@
-"""`byg train RECIPE`: parse arguments, load the recipe, hand over to byg_cli.train."""
+"""`byg train RECIPE`: parse arguments, load the recipe, hand over to byg_cli.pipeline (training, then [eval])."""
 
 from pathlib import Path
 from typing import List, Optional
@@ -35,8 +35,8 @@ def train_command(
             typer.echo(f"wrote {path}")
         return
     from byg_cli.project_defaults import ProjectDefaults, train_overrides
-    from byg_cli.train import train
+    from byg_cli.pipeline import train_and_evaluate
 
     # train.model_path (byg.toml / BYG_TRAIN_MODEL_PATH) stands in for a recipe's model.path that does not exist
     cfg = load_recipe(recipe, overrides=train_overrides(recipe, set_ or [], ProjectDefaults()))
-    train(cfg, run_dir=run_dir, resume=resume, stop_after=max_steps, cache_only=cache_only)
+    train_and_evaluate(cfg, run_dir=run_dir, resume=resume, stop_after=max_steps, cache_only=cache_only)

@@ -70,7 +70,17 @@ class EditDataset(Dataset):
         return Path(target) if Path(target).is_absolute() else self.root / target
 
 
-class _IndexedStream(IterableDataset):
+class GeneratedItems:
+    """A training source whose item i is made from i: no records behind it (`dataset`), no batches of its own
+    (`batch_items`; see byg_cli.data.sources.Source)."""
+
+    dataset = None
+
+    def batch_items(self, k: int) -> None:
+        return None
+
+
+class _IndexedStream(GeneratedItems, IterableDataset):
     """An endless stream whose item i is `self.item(i)` (each subclass defines `item`); iteration starts at
     `start`."""
 

@@ -22,6 +22,7 @@ import numpy as np
 from byg_cli.data.shapes import (COLORS, DEFAULT_IMAGE_SIZE, SHAPES, Attributes, caption, render, sample_attributes,
                                  size_range)
 from byg_cli.data.shapes_edits import SPLITS, instruction
+from byg_cli.data.dataset import GeneratedItems
 
 MOTIONS: dict[str, tuple[int, int]] = {"right": (1, 0), "left": (-1, 0), "down": (0, 1), "up": (0, -1)}
 STYLE_PAIR = ("outlined", "filled")  # flat/drawn <-> solid, the shapes world's cartoon <-> photo-realistic
@@ -162,7 +163,7 @@ def shapes_video_corpus() -> list[str]:
     return shapes_corpus() + [f"moving {d}" for d in MOTIONS] + [" ".join(COLORS + SHAPES)]
 
 
-class ShapesVideoEditStream:
+class ShapesVideoEditStream(GeneratedItems):
     """Endless video style edits for training (`data.kind = "shapes_video_edit"`): item i is
     `style_edit_for_index(seed, i, ...)`, pixels (3, F, H, W) and its ground-truth target in [-1, 1]."""
 
@@ -180,7 +181,7 @@ class ShapesVideoEditStream:
                                           "edit_type")}}
 
 
-class ShapesVideoCaptionStream:
+class ShapesVideoCaptionStream(GeneratedItems):
     """Endless (clip, caption) pairs for pretraining a text-to-video base (`data.kind = "shapes_video_t2v"`):
     item i is the source clip of style edit i with its caption ("a red outlined circle ... moving left")."""
 

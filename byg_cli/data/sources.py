@@ -3,7 +3,7 @@ pure function of (seed, step) and a resumed run sees exactly the samples an unin
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Optional, Protocol
 
 import numpy as np
 import torch
@@ -13,7 +13,15 @@ from byg_cli.errors import BygError
 
 
 class Source(Protocol):
+    """What the trainer reads from a data source. `dataset` is the records behind it (None for generated
+    streams); `batch_items(k)` is the k-th per-process batch where the source groups its own batches (aspect-ratio
+    buckets), else None: batches are then consecutive items."""
+
+    dataset: Optional[EditDataset]
+
     def item(self, index: int) -> dict: ...
+
+    def batch_items(self, k: int) -> Optional[list[dict]]: ...
 
 
 class ShuffledRecords:
@@ -31,6 +39,9 @@ class ShuffledRecords:
         if self._perm is None or self._perm[0] != epoch:
             self._perm = (epoch, np.random.default_rng([self.seed, epoch]).permutation(len(self.dataset)))
         return self.dataset[int(self._perm[1][pos])]
+
+    def batch_items(self, k: int) -> None:
+        return None
 
 
 class BucketedRecords:

@@ -25,9 +25,8 @@ class StepBatches(Dataset):
         self.source, self.batch_size, self.world, self.rank = source, batch_size, world, rank
 
     def __getitem__(self, k: int) -> dict:
-        if hasattr(self.source, "batch_items"):
-            items = self.source.batch_items(k * self.world + self.rank)
-        else:
+        items = self.source.batch_items(k * self.world + self.rank)
+        if items is None:
             first = (k * self.world + self.rank) * self.batch_size
             items = [self.source.item(first + i) for i in range(self.batch_size)]
         batch = collate(items)

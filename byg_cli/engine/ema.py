@@ -16,8 +16,3 @@ def ema_update(ema_params: Sequence[torch.Tensor], params: Sequence[torch.Tensor
         return
     torch._foreach_lerp_(list(ema_params), [p.detach() for p in params], 1.0 - decay)
 
-
-@torch.no_grad()
-def ema_copy(ema_params: Sequence[torch.Tensor], params: Sequence[torch.Tensor]) -> None:
-    for e, p in zip(ema_params, params):
-        e.copy_(p.detach())

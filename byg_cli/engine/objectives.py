@@ -8,7 +8,7 @@ v ~= eps - y for a noisy latent y_t at time t, optionally conditioned on a sourc
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, Optional
 
 import torch
 
@@ -62,6 +62,7 @@ class T2IObjective:
     (latents a rearrangement of pixels), so that pixel and latent noise are the same noise."""
 
     name = "t2i"
+    trains = "full"  # every weight of the base (byg_cli.models.base.TRAINING_MODES); a run saves the base model
 
     def __init__(self, timesteps: TimestepSampler, weighting: str = "velocity", posterior=None):
         self.timesteps = timesteps
@@ -94,6 +95,7 @@ class SupervisedObjective:
     """Eq. 1 on paired data: noise the ground-truth target, condition on the source (the paired baseline)."""
 
     name = "supervised"
+    trains = "lora"  # the edit LoRA; a run saves (and exports) it
 
     def __init__(self, timesteps: TimestepSampler):
         self.timesteps = timesteps
@@ -111,27 +113,45 @@ class SupervisedObjective:
         return loss, {"loss": float(loss.detach()), "flow": float(loss.detach())}
 
 
+def _option(default, **constraints):
+    """A BygConfig default with the bounds and description the recipe's [objective] section validates it by."""
+    return field(default=default, metadata=constraints)
+
+
 @dataclass
 class BygConfig:
-    rollout_steps: int = 10
-    rollout_shift: float = 1.0
-    lambda_prior: float = 1.0
-    lambda_id: float = 0.2
-    lambda_cycle: float = 1.0
-    alpha: float = 0.1
-    identity_warmup_steps: int = 200
-    identity_prob: float = 0.15
-    # Experimental, off by default (Algorithm 1 weighs the prior by lambda_prior from the first ByG step): the
-    # prior's weight grows linearly from 0 to lambda_prior over this many steps after the identity warm-up.
-    prior_ramp_steps: int = 0
-    rollout_adapter: str = "ema"  # "ema" (G_EMA) or "edit" (current weights under no-grad)
-    batch_passes: bool = True  # reverse + identity in one forward of twice the batch; the prior queries in one call
+    """The method's settings. The recipe's [objective] section for name = "byg" is built from these fields
+    (byg_cli.recipe), so each default and bound is declared here once."""
+
+    rollout_steps: int = _option(10, ge=1)
+    rollout_shift: Optional[float] = _option(
+        None, gt=0, description="the rollout's grid: sigma_grid(rollout_steps, rollout_shift); unset: the "
+                                "backbone's inference grid of rollout_steps steps at the sample's size (what "
+                                "`byg edit` samples on)")
+    lambda_prior: float = _option(1.0, ge=0)
+    lambda_id: float = _option(0.2, ge=0)
+    lambda_cycle: float = _option(1.0, ge=0)
+    alpha: float = _option(0.1, ge=0, description="weight of the MSE anchor in the prior loss")
+    identity_warmup_steps: int = _option(200, ge=0)
+    identity_prob: float = _option(0.15, ge=0, le=1)
+    # Experimental, off by default (Algorithm 1 weighs the prior by lambda_prior from the first ByG step).
+    prior_ramp_steps: int = _option(0, ge=0, description="experimental: the prior's weight grows linearly from 0 "
+                                                         "to lambda_prior over this many steps after the identity "
+                                                         "warm-up (0: Algorithm 1, the full weight at once)")
+    rollout_adapter: Literal["ema", "edit"] = _option(
+        "ema", description="the rollout's model: G_EMA ('ema') or the current weights under no-grad ('edit')")
+    batch_passes: bool = _option(True, description="reverse + identity in one forward of twice the batch; the "
+                                                   "prior queries in one call")
     # Recompute the forward and reverse passes' activations in backward (torch.utils.checkpoint), reverse and
     # identity as separate passes: the step then holds one gradient pass's activations at a time (a supervised
     # step's), at the cost of two more forwards (~1.1x the step time). On by default: at FLUX / Wan scale
     # activations, not the LoRA, decide whether a step fits; the CPU shapes recipes turn it off for speed.
-    checkpoint_passes: bool = True
-    ablate: tuple[str, ...] = field(default_factory=tuple)
+    checkpoint_passes: bool = _option(True, description="recompute the forward and reverse passes in backward: "
+                                                        "the step's peak memory is one pass's (about a supervised "
+                                                        "step's), ~1.1x the time; false = faster, ~2x the "
+                                                        "activations")
+    ablate: tuple[str, ...] = field(default_factory=tuple, metadata={"description": "switch parts of the method "
+                                                                                    "off: " + ", ".join(ABLATIONS)})
 
     def __post_init__(self):
         unknown = set(self.ablate) - set(ABLATIONS)
@@ -148,11 +168,27 @@ class BygObjective:
     and at random."""
 
     name = "byg"
+    trains = "lora"
 
-    def __init__(self, timesteps: TimestepSampler, config: BygConfig | None = None):
+    def __init__(self, timesteps: TimestepSampler, config: BygConfig | None = None, prior=None):
         self.timesteps = timesteps
         self.cfg = config or BygConfig()
         self.trace: dict[str, Any] | None = None  # set to {} to record the step's intermediate tensors
+        # The prior's velocities: prior(model, y_t, x_t, t, c_src, c_tgt, batch) -> (v_src, v_tgt, v_src_rev,
+        # v_tgt_rev); default: the frozen base G_t2i (`base_prior`). Experiments swap in another (e.g. the shapes
+        # world's exact posterior, examples/experiments/byg_with_exact_prior.py).
+        self.prior = prior or self.base_prior
+
+    def base_prior(self, model, y_t, x_t, t, c_src, c_tgt, batch):
+        """The frozen T2I model's velocities: source and target captions at y~_t, then swapped at x_t."""
+        if self.cfg.batch_passes:
+            v_prior = model.velocity(torch.cat([y_t, y_t, x_t, x_t]), t.repeat(4),
+                                     type(c_src).cat([c_src, c_tgt, c_tgt, c_src]), source=None, adapter=None)
+            return v_prior.chunk(4)
+        return (model.velocity(y_t, t, c_src, source=None, adapter=None),
+                model.velocity(y_t, t, c_tgt, source=None, adapter=None),
+                model.velocity(x_t, t, c_tgt, source=None, adapter=None),
+                model.velocity(x_t, t, c_src, source=None, adapter=None))
 
     def off(self, switch: str) -> bool:
         return switch in self.cfg.ablate
@@ -169,6 +205,15 @@ class BygObjective:
         if ramp <= 0:
             return self.cfg.lambda_prior
         return self.cfg.lambda_prior * min(1.0, max(0, step - self.cfg.identity_warmup_steps + 1) / ramp)
+
+    def rollout_nodes(self, model, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rollout's per-sample grid with t inserted (rollout_grid): the backbone's own inference grid of
+        `rollout_steps` steps at the latents' size, so the clean end point is what `byg edit` would sample, unless
+        the recipe fixes `rollout_shift`."""
+        cfg = self.cfg
+        if cfg.rollout_shift is None:
+            return rollout_grid(model.sigmas(cfg.rollout_steps, tuple(x.shape[1:])), t)
+        return rollout_grid(cfg.rollout_steps, t, cfg.rollout_shift)
 
     def gradient_pass(self, model, y, t, cond, source, recompute: bool = True) -> torch.Tensor:
         """G_edit's velocity with gradient; under `checkpoint_passes` (and `recompute`) its activations are
@@ -206,7 +251,7 @@ class BygObjective:
         if self.off("no_bootstrap"):
             y_t, y_0 = x_t, None
         else:
-            grid, index = rollout_grid(cfg.rollout_steps, t, cfg.rollout_shift)
+            grid, index = self.rollout_nodes(model, x, t)
 
             def v_rollout(y, s):
                 return model.velocity(y, s, cond_fwd, source=x, adapter=cfg.rollout_adapter)
@@ -219,16 +264,7 @@ class BygObjective:
             with torch.no_grad():
                 captions = model.encode_text(src_caps + tgt_caps)
                 c_src, c_tgt = captions.take(range(b)), captions.take(range(b, 2 * b))
-                if cfg.batch_passes:
-                    v_prior = model.velocity(
-                        torch.cat([y_t, y_t, x_t, x_t]), t.repeat(4),
-                        type(captions).cat([c_src, c_tgt, c_tgt, c_src]), source=None, adapter=None)
-                    v_src, v_tgt, v_src_rev, v_tgt_rev = v_prior.chunk(4)
-                else:
-                    v_src = model.velocity(y_t, t, c_src, source=None, adapter=None)
-                    v_tgt = model.velocity(y_t, t, c_tgt, source=None, adapter=None)
-                    v_src_rev = model.velocity(x_t, t, c_tgt, source=None, adapter=None)
-                    v_tgt_rev = model.velocity(x_t, t, c_src, source=None, adapter=None)
+                v_src, v_tgt, v_src_rev, v_tgt_rev = self.prior(model, y_t, x_t, t, c_src, c_tgt, batch)
 
         # 3. Forward pass: the edit velocity and the one-step prediction y_hat = y~_t - t v_fwd.
         v_fwd = self.gradient_pass(model, y_t, t, cond_fwd, x)
@@ -273,6 +309,9 @@ class BygObjective:
         return loss, logs
 
 
+OBJECTIVES = {o.name: o for o in (BygObjective, SupervisedObjective, T2IObjective)}
+
+
 def build_objective(name: str, timesteps: TimestepSampler, byg: BygConfig | None = None,
                     weighting: str = "velocity", posterior=None):
     if name == "byg":
@@ -281,4 +320,4 @@ def build_objective(name: str, timesteps: TimestepSampler, byg: BygConfig | None
         return SupervisedObjective(timesteps)
     if name == "t2i":
         return T2IObjective(timesteps, weighting, posterior)
-    raise ValueError(f"unknown objective {name!r}; valid: byg, supervised, t2i")
+    raise ValueError(f"unknown objective {name!r}; valid: {', '.join(OBJECTIVES)}")

@@ -60,18 +60,20 @@ def sigma_grid(steps: int, shift: float = 1.0) -> torch.Tensor:
     return time_shift(torch.linspace(1.0, 0.0, steps + 1), shift)
 
 
-def rollout_grid(steps: int, t: torch.Tensor, shift: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample rollout grids: the `steps`-step grid from 1 to 0 with each sample's t inserted as a node.
+def rollout_grid(steps: int | torch.Tensor, t: torch.Tensor, shift: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample rollout grids: a grid from 1 to 0 with each sample's t inserted as a node. `steps` is the
+    number of steps of `sigma_grid(steps, shift)`, or the descending base grid itself (e.g. the backbone's
+    inference grid, `Backbone.sigmas`).
 
-    Returns (grid, index): grid is (B, steps + 2) descending from 1 to 0, and grid[b, index[b]] == t[b].
+    Returns (grid, index): grid is (B, len(base) + 1) descending to 0, and grid[b, index[b]] == t[b].
     When t already is a node, the grid gets a zero-length step next to it (a no-op Euler step), so every
     sample keeps the same number of nodes and the batch stays one tensor.
     """
-    base = sigma_grid(steps, shift).to(t)
-    b = t.shape[0]
+    base = (steps if isinstance(steps, torch.Tensor) else sigma_grid(steps, shift)).to(t)
+    b, n = t.shape[0], base.shape[0]
     nodes = torch.cat([base.expand(b, -1), t[:, None]], dim=1)
     grid, order = torch.sort(nodes, dim=1, descending=True, stable=True)
-    index = (order == steps + 1).float().argmax(dim=1)
+    index = (order == n).float().argmax(dim=1)
     return grid, index
 
 

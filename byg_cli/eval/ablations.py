@@ -39,8 +39,9 @@ def run_variant(recipe: Path, name: str, objective: str, ablate: Sequence[str], 
     if report.is_file():
         return json.loads(report.read_text())["summary"]
     ablations = "[" + ", ".join(f'"{a}"' for a in ablate) + "]"
-    cfg = load_recipe(recipe, [*overrides, f'objective.name="{objective}"', f"objective.ablate={ablations}",
-                               f"train.steps={steps}", 'eval.after="none"', "train.sample_every=0"])
+    switches = [f"objective.ablate={ablations}"] if objective == "byg" else []
+    cfg = load_recipe(recipe, [*overrides, *switches, f"train.steps={steps}", 'eval.after="none"',
+                               "train.sample_every=0"], objective=objective)
     latest = ckpt.latest_checkpoint(run_dir)
     if latest is None or ckpt.load_state(latest)["step"] < steps:
         train(cfg, run_dir=run_dir, resume=latest is not None, quiet=quiet)

@@ -94,7 +94,7 @@ def sample_clips(model, prompts: list[str], clip_ids: list[str], settings: ClipS
         v_neg = model.velocity(y, s, uncond, source=None, adapter=None)
         return v_neg + scale * (v - v_neg)
 
-    latents = unipc_sample(velocity, noise, model.unipc_scheduler(), settings.steps, callback)
+    latents = unipc_sample(velocity, noise, model.multistep_scheduler(), settings.steps, callback)
     return model.decode(latents)
 
 
@@ -104,14 +104,12 @@ def partial_path(clips_dir: Path, clip_id: str) -> Path:
 
 def load_t2v(path: str):
     """The Wan text-to-video base from a local folder, on the GPU in bfloat16 when there is one."""
-    from byg_cli.models.registry import load_backbone
-    from byg_cli.recipe import ModelConfig
+    from byg_cli.models.registry import load_backbone, model_config
 
     if not Path(path).is_dir():
         raise BygError(f"--t2v {path}: no such model folder (give a local Wan2.2 diffusers folder)")
     cuda = torch.cuda.is_available()
-    model = load_backbone(ModelConfig(path=path, family="wan", dtype="bfloat16" if cuda else "float32"),
-                          adapters=False)
+    model = load_backbone(model_config(path, "wan", dtype="bfloat16" if cuda else "float32"), adapters=False)
     model.eval()
     return model.to("cuda") if cuda else model
 

@@ -9,17 +9,18 @@ is packed into tokens and concatenated after the noisy tokens, with position ids
 from __future__ import annotations
 
 import json
-import warnings
-from collections import OrderedDict
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import torch
+from pydantic import Field
 
 from byg_cli.engine.schedule import exp_time_shift, sigma_grid, time_shift
 from byg_cli.errors import BygError
-from byg_cli.models.base import Cond
+from byg_cli.models.base import Capabilities, Cond, CreateConfig, ModelConfig
 from byg_cli.models.codecs import PixelCodec, VaeCodec
+from byg_cli.models.registry import Family, register_family
+from byg_cli.models.shared import CachedText, CodecCalls, LoraAdapters
 from byg_cli.models.text import FluxTextEncoder
 
 DEFAULT_LORA_TARGETS = (
@@ -27,7 +28,28 @@ DEFAULT_LORA_TARGETS = (
     "attn.add_v_proj", "attn.to_add_out", "ff.net.0.proj", "ff.net.2", "ff_context.net.0.proj",
     "ff_context.net.2", "proj_mlp",
 )
-ADAPTERS = ("edit", "ema")
+
+
+class FluxCreateConfig(CreateConfig):
+    """A tiny FLUX-architecture model (byg_cli.models.tiny.TinyFluxSpec) made at model.path if it is missing."""
+
+    num_single_layers: int = Field(2, ge=0)
+    axes_dims_rope: tuple[int, int, int] = (8, 12, 12)
+    text_heads: int = Field(4, ge=1)
+    guidance_embeds: bool = False
+    prediction: Literal["velocity", "sample"] = Field(
+        "velocity", description="what the transformer outputs: the velocity, or the clean sample (x-prediction)")
+
+
+class FluxModelConfig(ModelConfig):
+    """[model] with family = "flux" (the default)."""
+
+    family: Literal["flux"] = "flux"
+    guidance: float = Field(3.5, description="FLUX.1-dev guidance embedding value, used in every pass")
+    source_id_offset: float = Field(1.0, description="first position-id coordinate of source tokens (Kontext: 1)")
+    attention_backend: Optional[str] = Field(
+        None, description="diffusers attention backend (default: 'native' = torch SDPA), e.g. 'flash', '_native_cudnn'")
+    create: Optional[FluxCreateConfig] = None
 
 
 def pack(latents: torch.Tensor) -> torch.Tensor:
@@ -55,33 +77,33 @@ def image_ids(height: int, width: int, first: float = 0.0, device=None, dtype=to
     return ids.reshape(h * w, 3)
 
 
-class FluxBackbone(torch.nn.Module):
+class FluxBackbone(LoraAdapters, CachedText, CodecCalls, torch.nn.Module):
+    """The Backbone protocol (byg_cli.models.base) for FLUX.1 / FLUX Kontext layouts."""
+
     family = "flux"
-    # What the trainer may use at scale (a subclass with its own velocity / module layout turns them off):
-    supports_denoiser_wrapper = True  # velocity sends gradient calls through wrap_denoiser's module (DDP)
-    supports_fsdp = True  # shard() knows the transformer's blocks
-    supports_cache = True  # cache_identity() names the codec and text encoders
+    capabilities = Capabilities(ddp_wrapper=True, fsdp=True, cache=True, video=False, samplers=("euler",))
+    default_lora_targets = DEFAULT_LORA_TARGETS
     root: Optional[Path] = None  # the folder it was loaded from (the cache's model identity)
-    text_store = None  # an optional on-disk text-embedding store (byg_cli.cache.TextStore)
-    _denoiser = None  # the transformer wrapped for multi-process training (DDP), if any
+    _ddp = None  # the transformer wrapped for multi-process training (DDP), if any
 
     def __init__(self, transformer, codec, text: FluxTextEncoder, scheduler_config: dict,
-                 guidance: float = 3.5, source_id_offset: float = 1.0, text_cache_size: int = 4096):
+                 guidance: float = 3.5, source_id_offset: float = 1.0):
         super().__init__()
         self.transformer, self.codec, self.text = transformer, codec, text
         self.scheduler_config = dict(scheduler_config)
         self.guidance = float(guidance)
         self.source_id_offset = float(source_id_offset)
-        self._active: Optional[str] = None
-        self._text_cache: "OrderedDict[str, tuple[torch.Tensor, Optional[torch.Tensor]]]" = OrderedDict()
-        self.text_cache_size = text_cache_size
-        self.text_trainable = False
         # What the transformer's output means: "velocity" (FLUX.1: v ~= eps - y) or "sample" (the clean latent,
         # turned into v = (y_t - y_hat) / max(t, t_min)). Pixel-space tiny bases learn far faster predicting the
         # clean sample: the noise then passes through analytically instead of through the network.
         self.prediction, self.prediction_t_min = "velocity", 0.05
 
     # ----------------------------------------------------------------------------------------------- loading
+    @classmethod
+    def from_config(cls, cfg: FluxModelConfig, dtype: torch.dtype) -> "FluxBackbone":
+        return cls.load(cfg.path, dtype=dtype, guidance=cfg.guidance, source_id_offset=cfg.source_id_offset,
+                        max_sequence_length=cfg.max_sequence_length, attention_backend=cfg.attention_backend)
+
     @classmethod
     def load(cls, path: Path, dtype: torch.dtype = torch.float32, guidance: float = 3.5,
              source_id_offset: float = 1.0, max_sequence_length: int | None = None,
@@ -135,13 +157,6 @@ class FluxBackbone(torch.nn.Module):
                                         extra=f"flux-text {dtype} clip={self.text.clip_length} "
                                               f"t5={self.text.max_sequence_length}")}
 
-    def offload_encoders(self, device: str | torch.device = "cpu") -> None:
-        """Move the VAE and text encoders off the accelerator (after their outputs are cached)."""
-        self.codec.to(device)
-        self.text.to(device)
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-
     def shard(self, fully_shard, device: str | torch.device) -> None:
         """FSDP2: shard every transformer block, then the rest of the transformer (in place; every call, with or
         without grad, then gathers the block's weights on all processes). fully_shard moves each block to the
@@ -159,12 +174,36 @@ class FluxBackbone(torch.nn.Module):
         each input shape and adapter compile, later ones run fused kernels."""
         self.transformer.compile()
 
-    def wrap_denoiser(self, wrap) -> None:
+    def wrap_denoiser(self, wrap) -> torch.nn.Module:
         """Route gradient-carrying transformer calls through `wrap(transformer)` (e.g. accelerate's DDP wrapper,
         which all-reduces the gradients of the trainable parameters). No-grad calls (rollout, prior queries,
         sampling) keep using the bare module: they need no gradient synchronisation."""
         # kept out of the module tree (the wrapper holds the same transformer; no second registration)
-        self.__dict__["_denoiser"] = wrap(self.transformer)
+        self.__dict__["_ddp"] = wrap(self.transformer)
+        return self._ddp
+
+    def enable_gradient_checkpointing(self) -> None:
+        self.transformer.enable_gradient_checkpointing()
+
+    def trainable_parameters(self, mode: str, text_encoders: bool = False) -> list[tuple[str, torch.nn.Parameter]]:
+        """See Backbone.trainable_parameters: "full" trains the transformer, with `text_encoders` also T5
+        ("text_encoder_2.") and CLIP ("text_encoder."), the folders save_base writes them to."""
+        if mode == "lora":
+            return [(f"edit.{n}", p) for n, p in self.lora_named_parameters("edit")]
+        self.transformer.requires_grad_(True)
+        named = [(f"transformer.{n}", p) for n, p in self.transformer.named_parameters()]
+        if text_encoders:
+            for folder, module in (("text_encoder_2", self.text.t5), ("text_encoder", self.text.clip)):
+                module.requires_grad_(True)
+                named += [(f"{folder}.{n}", p) for n, p in module.named_parameters()]
+            self.text_trainable = True
+        return named
+
+    def train_time_range(self) -> None:
+        return None  # one transformer owns every t
+
+    def adapter_modules(self) -> dict[str, torch.nn.Module]:
+        return {"transformer": self.transformer}
 
     def read_byg_config(self, root: Path) -> None:
         """byg.json at a model folder's root holds what diffusers' configs cannot say (the output's meaning)."""
@@ -202,132 +241,10 @@ class FluxBackbone(torch.nn.Module):
                  "image_encoder": [None, None], "feature_extractor": [None, None]}
         (root / "model_index.json").write_text(json.dumps(index, indent=2))
 
-    def train(self, mode: bool = True) -> "FluxBackbone":
-        """Only what is trained leaves eval mode: frozen text encoders and the codec never run dropout."""
-        super().train(mode)
-        if not self.text_trainable:
-            self.text.eval()
-        self.codec.eval()
-        return self
-
-    # ----------------------------------------------------------------------------------------------- adapters
-    def add_adapters(self, rank: int, alpha: float, targets: tuple[str, ...] = DEFAULT_LORA_TARGETS,
-                     dropout: float = 0.0) -> None:
-        """Attach the trainable "edit" and the frozen "ema" LoRA to the one base transformer."""
-        from peft import LoraConfig
-
-        for name in ("edit", "ema"):
-            cfg = LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(targets), lora_dropout=dropout,
-                             init_lora_weights=True)
-            with warnings.catch_warnings():  # peft warns on purpose about a second adapter on one model
-                warnings.filterwarnings("ignore", message="Already found a `peft_config`")
-                self.transformer.add_adapter(cfg, adapter_name=name)
-        self._active = None
-        self._finish_adapters()
-
-    def _finish_adapters(self) -> None:
-        """After adding "edit" and "ema": make "edit" the active, trainable one (peft makes the most recently added
-        adapter trainable), keep both in fp32 whatever the base's dtype, and start the EMA equal to "edit"."""
-        self.set_adapter("edit")
-        for p in self.lora_parameters("edit") + self.lora_parameters("ema"):
-            p.data = p.data.float()
-        with torch.no_grad():
-            for e, p in zip(self.lora_parameters("ema"), self.lora_parameters("edit")):
-                e.copy_(p)
-
-    @property
-    def has_adapters(self) -> bool:
-        return bool(getattr(self.transformer, "peft_config", None))
-
-    def set_adapter(self, name: str) -> None:
-        if self._active != name:  # peft makes the adapter it activates trainable: the EMA never is
-            self.transformer.set_adapter(name)
-            self._active = name
-            for p in self.lora_parameters("ema"):  # (a walk over all modules: only on a switch, not every call)
-                p.requires_grad_(False)
-
-    def lora_named_parameters(self, adapter: str) -> list[tuple[str, torch.nn.Parameter]]:
-        token = f".{adapter}."
-        return [(n, p) for n, p in self.transformer.named_parameters() if "lora_" in n and token in n]
-
-    def lora_parameters(self, adapter: str) -> list[torch.nn.Parameter]:
-        return [p for _, p in self.lora_named_parameters(adapter)]
-
-    def lora_state_dict(self, adapter: str) -> dict[str, torch.Tensor]:
-        """Whole (unsharded) LoRA tensors; with an FSDP-sharded transformer every process must call this."""
-        from byg_cli.distributed import full
-
-        token = f".{adapter}."
-        return {n.replace(token, "."): full(p.detach()).clone() for n, p in self.lora_named_parameters(adapter)}
-
-    def load_lora_state_dict(self, adapter: str, state: dict[str, torch.Tensor]) -> None:
-        token = f".{adapter}."
-        params = dict(self.lora_named_parameters(adapter))
-        wanted = {n.replace(token, "."): n for n in params}
-        missing = sorted(set(wanted) - set(state))
-        if missing:
-            raise BygError(f"LoRA weights lack {len(missing)} tensor(s), e.g. {missing[0]}")
-        from byg_cli.distributed import like
-
-        with torch.no_grad():
-            for key, name in wanted.items():
-                params[name].copy_(like(params[name], state[key]))
-
-    # ----------------------------------------------------------------------------------------------- encoding
-    def _codec_device(self) -> torch.device:
-        return next((p.device for p in self.codec.parameters()), self.device)
-
-    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.codec.encode(pixels.to(self._codec_device(), self.dtype)).to(self.device)
-
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        return self.codec.decode(latents.to(self._codec_device(), self.dtype)).float().clamp(-1, 1)
-
-    def encode_text(self, prompts: list[str]) -> Cond:
-        if self.text_trainable:
-            return self.text(prompts)
-        missing = [p for p in dict.fromkeys(prompts) if p not in self._text_cache]
-        rows: dict[str, tuple[torch.Tensor, Optional[torch.Tensor]]] = {}
-        if missing and self.text_store is not None:
-            rows.update(self.text_store.get_many(missing))
-            missing = [p for p in missing if p not in rows]
-        if missing:
-            with torch.no_grad():
-                enc = self.text(missing)
-            computed = {p: (enc.embeds[i], None if enc.pooled is None else enc.pooled[i]) for i, p in enumerate(missing)}
-            if self.text_store is not None:
-                self.text_store.put_many(computed)
-            rows.update(computed)
-        for p, row in rows.items():
-            self._text_cache[p] = row
-            if len(self._text_cache) > self.text_cache_size:
-                self._text_cache.popitem(last=False)
-        found = [rows[p] if p in rows else self._text_cache[p] for p in prompts]
-        for p in prompts:
-            if p in self._text_cache:
-                self._text_cache.move_to_end(p)
-        pooled = None if found[0][1] is None else torch.stack([r[1] for r in found])
-        return Cond(embeds=torch.stack([r[0] for r in found]), pooled=pooled)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.transformer.parameters()).device
-
     @property
     def pixel_multiple(self) -> int:
         """Image sides must be multiples of this: the codec's downscale times the 2x2 token packing."""
         return 2 * int(self.codec.scale_factor)
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """The base weights' dtype: what diffusers' `transformer.dtype` says without layerwise casting (which byg
-        does not use), without its walk over every module (milliseconds per velocity call): the first floating
-        parameter outside the modules diffusers keeps in fp32 (a base weight; the fp32 LoRA comes later)."""
-        keep = getattr(self.transformer, "_keep_in_fp32_modules", None) or ()
-        for name, p in self.transformer.named_parameters():
-            if p.is_floating_point() and not any(m in name for m in keep):
-                return p.dtype
-        return self.transformer.dtype
 
     # ----------------------------------------------------------------------------------------------- velocity
     def velocity(self, y_t: torch.Tensor, t: torch.Tensor, cond: Cond, source: Optional[torch.Tensor] = None,
@@ -342,15 +259,13 @@ class FluxBackbone(torch.nn.Module):
             tokens = torch.cat([tokens, pack(source.to(dev, dtype))], dim=1)
             ids = torch.cat([ids, image_ids(h, w, self.source_id_offset, dev, dtype)], dim=0)
         kwargs = {}
-        if self.has_adapters:
-            if adapter is None:
-                kwargs["joint_attention_kwargs"] = {"scale": 0.0}
-            else:
-                self.set_adapter(adapter)
+        scale = self.adapter_kwargs(adapter)
+        if scale is not None:
+            kwargs["joint_attention_kwargs"] = scale
         if self.transformer.config.guidance_embeds:
             kwargs["guidance"] = torch.full((b,), self.guidance, device=dev, dtype=dtype)
         embeds = cond.embeds.to(dev, dtype)
-        net = self._denoiser if (self._denoiser is not None and torch.is_grad_enabled()) else self.transformer
+        net = self._ddp if (self._ddp is not None and torch.is_grad_enabled()) else self.transformer
         out = net(
             hidden_states=tokens, timestep=t.to(dev, dtype), encoder_hidden_states=embeds,
             pooled_projections=cond.pooled.to(dev, dtype), img_ids=ids,
@@ -373,3 +288,37 @@ class FluxBackbone(torch.nn.Module):
             mu = y1 + (y2 - y1) / (x2 - x1) * (seq - x1)
             return exp_time_shift(base.clamp_min(1e-12), mu) * (base > 0)
         return time_shift(base, float(cfg.get("shift", 1.0)))
+
+    def multistep_scheduler(self, flow_shift: Optional[float] = None):
+        raise BygError("sampler 'unipc' is not available for the flux backbone (inference.sampler = 'euler')")
+
+
+def create_tiny(cfg: FluxModelConfig, corpus: list[str]) -> None:
+    """Write the tiny model of cfg.create at cfg.path, with a word tokenizer over `corpus`."""
+    from byg_cli.models.tiny import TinyFluxSpec, write_tiny_flux
+
+    fields = cfg.create.model_dump(exclude={"vocabulary", "seed"})
+    fields["axes_dims_rope"] = tuple(fields["axes_dims_rope"])
+    write_tiny_flux(Path(cfg.path), TinyFluxSpec(**fields), corpus, seed=cfg.create.seed)
+
+
+class FluxLoraExport:
+    """The LoRA layouts other tools read (byg_cli.models.flux_lora): diffusers' and ComfyUI's."""
+
+    default_targets = DEFAULT_LORA_TARGETS
+
+    @staticmethod
+    def diffusers(lora: dict, rank: int, alpha: float, targets: list[str]) -> tuple[dict, dict]:
+        from byg_cli.models import flux_lora
+
+        return flux_lora.diffusers_state_dict(lora), flux_lora.diffusers_metadata(rank, alpha, targets)
+
+    @staticmethod
+    def comfyui(lora: dict, rank: int, alpha: float) -> tuple[dict, dict]:
+        from byg_cli.models import flux_lora
+
+        return flux_lora.comfyui_state_dict(lora, alpha), {"ss_network_dim": str(rank), "ss_network_alpha": str(alpha)}
+
+
+register_family(Family(name="flux", config=FluxModelConfig, backbone=FluxBackbone, create=create_tiny,
+                       folder_class_prefix="Flux", lora_export=FluxLoraExport()))

@@ -1,12 +1,61 @@
-"""Load a backbone from a recipe's [model] table."""
+"""The model families byg knows, and loading a backbone from a recipe's [model] table.
+
+A family is one module that calls `register_family(Family(...))` when imported: its recipe section (a
+ModelConfig subclass whose `family` is a Literal of its name), its backbone class, how to write a tiny model of
+its architecture, the prefix of its pipelines' class names in model_index.json and, if other tools can read its
+LoRA, its exporter. byg's own families (FLUX, Wan) are imported on first use; a new one registers itself in one
+line (see tests/test_toy_family.py).
+"""
 
 from __future__ import annotations
 
+import importlib
 import warnings
+from dataclasses import dataclass
+from typing import Callable, Optional
 
 import torch
 
+from byg_cli.errors import BygError
+
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+BUILTIN_FAMILIES = ("byg_cli.models.flux", "byg_cli.models.wan")
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    config: type  # its [model] section, a byg_cli.models.base.ModelConfig subclass
+    backbone: type  # has from_config(config, dtype) -> a Backbone, and a `capabilities` record
+    create: Optional[Callable] = None  # create(config, corpus): write the tiny model of config.create at config.path
+    folder_class_prefix: str = ""  # model_index.json's _class_name starts with this for the family's folders
+    lora_export: Optional[object] = None  # default_targets, diffusers(...), comfyui(...) (byg_cli.export)
+
+    @property
+    def capabilities(self):
+        return self.backbone.capabilities
+
+
+_FAMILIES: dict[str, Family] = {}
+
+
+def register_family(family: Family) -> Family:
+    """Make a family known to recipes, `byg train` and `byg edit` (a family module calls this at import)."""
+    _FAMILIES[family.name] = family
+    return family
+
+
+def families() -> dict[str, Family]:
+    for module in BUILTIN_FAMILIES:
+        importlib.import_module(module)
+    return dict(_FAMILIES)
+
+
+def family(name: str) -> Family:
+    known = families()
+    if name not in known:
+        raise BygError(f"model.family '{name}': unknown; valid: {', '.join(known)}")
+    return known[name]
 
 
 def quiet_hf() -> None:
@@ -21,46 +70,10 @@ def quiet_hf() -> None:
     warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
 
 
-def create_if_missing(model_cfg) -> None:
-    """Write a fresh tiny model at model.path from the recipe's [model.create] table, unless it exists."""
-    from pathlib import Path
-
-    spec_cfg = model_cfg.create
-    if spec_cfg is None or (Path(model_cfg.path) / "model_index.json").is_file():
-        return
-    if model_cfg.family == "wan":
-        from byg_cli.data.shapes_video import shapes_video_corpus
-        from byg_cli.models.tiny import DEFAULT_CORPUS
-        from byg_cli.models.tiny_wan import TinyWanSpec, write_tiny_wan
-
-        c = spec_cfg
-        spec = TinyWanSpec(variant=c.variant, num_layers=c.num_layers, num_heads=c.num_heads, head_dim=c.head_dim,
-                           ffn_dim=c.ffn_dim, text_dim=c.text_dim, text_layers=c.text_layers,
-                           max_text_length=c.max_text_length, flow_shift=c.shift, pixel_patch=c.pixel_patch)
-        corpus = shapes_video_corpus() if c.vocabulary == "shapes" else list(DEFAULT_CORPUS)
-        write_tiny_wan(Path(model_cfg.path), spec, corpus, seed=c.seed)
-        return
-    from byg_cli.models.tiny import DEFAULT_CORPUS, TinyFluxSpec, write_tiny_flux
-
-    if spec_cfg.vocabulary == "shapes":
-        from byg_cli.data.shapes_edits import shapes_corpus
-
-        corpus = shapes_corpus()
-    else:
-        corpus = list(DEFAULT_CORPUS)
-    fields = spec_cfg.model_dump(exclude={"vocabulary", "seed", "variant", "ffn_dim"})  # wan-only keys
-    fields["axes_dims_rope"] = tuple(fields["axes_dims_rope"])
-    write_tiny_flux(Path(model_cfg.path), TinyFluxSpec(**fields), corpus, seed=spec_cfg.seed)
-
-
-PIPELINE_FAMILIES = {"flux": ("Flux",), "wan": ("Wan",)}  # model_index.json _class_name prefixes per family
-
-
 def check_model_folder(model_cfg) -> None:
     """Refuse, in one line, a model folder that does not hold the family's model or has a damaged file."""
     from pathlib import Path
 
-    from byg_cli.errors import BygError
     from byg_cli.file_checks import model_folder_problem
 
     root = Path(model_cfg.path)
@@ -72,59 +85,40 @@ def check_model_folder(model_cfg) -> None:
         import json
 
         name = str(json.loads(index.read_text(encoding="utf-8")).get("_class_name", ""))
-        if name and not name.startswith(PIPELINE_FAMILIES[model_cfg.family]):
+        prefix = family(model_cfg.family).folder_class_prefix
+        if name and prefix and not name.startswith(prefix):
             raise BygError(f"model.family = '{model_cfg.family}': {root} holds a {name} (model_index.json); set "
                            f"model.family to match the folder")
 
 
 def load_backbone(model_cfg, adapters: bool):
-    from byg_cli.errors import BygError
-
+    """The family's backbone from its folder, frozen; with `adapters`, the edit and EMA LoRAs attached."""
     quiet_hf()
-    create_if_missing(model_cfg)
     check_model_folder(model_cfg)
-    if model_cfg.family == "flux":
-        from byg_cli.models.flux import FluxBackbone
-
-        model = FluxBackbone.load(model_cfg.path, dtype=DTYPES[model_cfg.dtype], guidance=model_cfg.guidance,
-                                  source_id_offset=model_cfg.source_id_offset,
-                                  max_sequence_length=model_cfg.max_sequence_length,
-                                  attention_backend=model_cfg.attention_backend)
-    elif model_cfg.family == "wan":
-        from byg_cli.models.wan import WanBackbone
-
-        model = WanBackbone.load(model_cfg.path, dtype=DTYPES[model_cfg.dtype],
-                                 max_sequence_length=model_cfg.max_sequence_length,
-                                 boundary_ratio=model_cfg.boundary_ratio, source_timestep=model_cfg.source_timestep,
-                                 train_expert=model_cfg.train_expert)
-    else:  # pragma: no cover - the recipe's Literal rejects other families
-        raise ValueError(model_cfg.family)
+    model = family(model_cfg.family).backbone.from_config(model_cfg, DTYPES[model_cfg.dtype])
     if adapters:
-        if model_cfg.lora_targets is None:
-            model.add_adapters(model_cfg.lora_rank, model_cfg.lora_alpha)  # the family's default targets
-        else:
-            try:
-                model.add_adapters(model_cfg.lora_rank, model_cfg.lora_alpha, tuple(model_cfg.lora_targets))
-            except ValueError as err:  # peft: no module matches a target
-                raise BygError(f"model.lora_targets {list(model_cfg.lora_targets)}: not modules of this model's "
-                               f"transformer ({str(err).splitlines()[0][:160]})") from None
+        targets = None if model_cfg.lora_targets is None else tuple(model_cfg.lora_targets)
+        try:
+            model.add_adapters(model_cfg.lora_rank, model_cfg.lora_alpha, targets)
+        except ValueError as err:  # peft: no module matches a target
+            raise BygError(f"model.lora_targets {list(model_cfg.lora_targets or [])}: not modules of this model's "
+                           f"denoiser ({str(err).splitlines()[0][:160]})") from None
     if model_cfg.gradient_checkpointing:
-        if hasattr(model, "enable_gradient_checkpointing"):  # Wan: every expert
-            model.enable_gradient_checkpointing()
-        else:
-            model.transformer.enable_gradient_checkpointing()
+        model.enable_gradient_checkpointing()
     return model
+
+
+def model_config(path, family_name: str = "flux", **keys):
+    """The family's [model] section for a folder, with its defaults."""
+    return family(family_name).config(path=path, family=family_name, **keys)
 
 
 def load_model_folder(path, family: str = "flux"):
     """A base model folder loaded for inference with its recipe defaults (no adapters)."""
-    from byg_cli.errors import BygError
-    from byg_cli.recipe import ModelConfig
-
     from pathlib import Path
 
     if not Path(path).is_dir():
         raise BygError(f"--model {path}: no such folder")
-    model = load_backbone(ModelConfig(path=path, family=family), adapters=False)
+    model = load_backbone(model_config(path, family), adapters=False)
     model.eval()
     return model

@@ -4,7 +4,7 @@ Latents are (B, C, F, H, W). Time t is the flow-matching sigma in [0, 1]; the tr
 scheduler's `num_train_timesteps` scale), exactly as `WanPipeline` passes UniPC's timesteps.
 
 One copy of the base weights serves G_t2i (LoRA scale 0), G_edit (the "edit" LoRA) and G_EMA (the "ema" LoRA),
-as for FLUX (the adapter plumbing is inherited from FluxBackbone). Source conditioning (paper appendix B.2): the
+as for FLUX (the adapter plumbing is the shared byg_cli.models.shared.LoraAdapters). Source conditioning (paper appendix B.2): the
 source latent is patch-embedded by the model's own `patch_embedding` and concatenated after the noisy tokens, and
 both halves get the SAME rotary phases (the noisy latent's RoPE, doubled), so source token i and noisy token i
 are spatially and temporally aligned; the model tells them apart by their noise level only. After the blocks the
@@ -30,15 +30,16 @@ the right expert per step. LoRA training (`model.train_expert`):
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import torch
+from pydantic import Field
 
 from byg_cli.errors import BygError
-from byg_cli.models.base import Cond
-from byg_cli.models.flux import FluxBackbone
+from byg_cli.models.base import Capabilities, Cond, CreateConfig, ModelConfig
+from byg_cli.models.registry import Family, register_family
+from byg_cli.models.shared import CachedText, CodecCalls, LoraAdapters
 from byg_cli.models.video_codec import VideoPixelCodec
 
 WAN_LORA_TARGETS = (
@@ -48,6 +49,32 @@ WAN_LORA_TARGETS = (
 )
 EXPERTS = ("transformer", "transformer_2")
 NUM_TRAIN_TIMESTEPS = 1000
+
+
+class WanCreateConfig(CreateConfig):
+    """A tiny Wan2.2-architecture model (byg_cli.models.tiny_wan.TinyWanSpec) made at model.path if missing;
+    pixel_patch 0 = a tiny AutoencoderKLWan, shift = UniPC's flow shift."""
+
+    variant: Literal["ti2v", "a14b"] = Field("ti2v", description="one transformer with per-token time (ti2v) or "
+                                                                 "two experts (a14b)")
+    ffn_dim: int = Field(128, ge=4, description="feed-forward width")
+
+
+class WanModelConfig(ModelConfig):
+    """[model] with family = "wan"."""
+
+    family: Literal["wan"]
+    boundary_ratio: Optional[float] = Field(
+        None, gt=0, lt=1, description="Wan2.2 A14B expert switch as a fraction of the 1000 training timesteps: "
+                                      "t*1000 >= boundary_ratio*1000 runs `transformer` (high noise), else "
+                                      "`transformer_2`; default: the folder's model_index.json (0.875 for T2V)")
+    train_expert: Literal["both", "high", "low"] = Field(
+        "both", description="two-expert models: 'both' puts LoRAs on both experts (each t trains its owner); "
+                            "'high'/'low' trains one expert per run with training t restricted to its range")
+    source_timestep: Literal["auto", "zero", "same"] = Field(
+        "auto", description="time of the clean source tokens; auto = 0 where the model has per-token time (TI2V "
+                            "expand_timesteps), else the noisy tokens' t")
+    create: Optional[WanCreateConfig] = None
 
 
 # --------------------------------------------------------------------------------------------------- codec
@@ -173,21 +200,20 @@ def _source_forward(transformer, noisy: torch.Tensor, source: torch.Tensor, time
 
 
 # --------------------------------------------------------------------------------------------------- backbone
-class WanBackbone(FluxBackbone):
-    """The backbone protocol for Wan2.2 videos (see the module docstring). The LoRA plumbing (parameters by
-    adapter, state dicts, the cached text encoding, codec calls) is FluxBackbone's, reused as is; loading, adapters
-    on one or two experts, the velocity and the sampler grid are Wan's own."""
+class WanBackbone(LoraAdapters, CachedText, CodecCalls, torch.nn.Module):
+    """The Backbone protocol (byg_cli.models.base) for Wan2.2 videos (see the module docstring). The velocity
+    calls the experts itself, so there is no one module to wrap in DDP: multi-process gradients are averaged by
+    the trainer."""
 
     family = "wan"
-    default_sampler = "unipc"
-    supports_denoiser_wrapper = False  # velocity calls the experts itself: multi-process grads are averaged by hand
-    supports_fsdp = False
-    supports_cache = False
+    capabilities = Capabilities(ddp_wrapper=False, fsdp=False, cache=False, video=True, samplers=("unipc", "euler"))
+    default_lora_targets = WAN_LORA_TARGETS
+    adapter_names_prefixed = True  # parameters are named "<expert>.<name>"
 
     def __init__(self, transformer, codec: WanVaeCodec | VideoPixelCodec, text: WanTextEncoder, scheduler_config: dict,
                  transformer_2=None, boundary_ratio: Optional[float] = None, expand_timesteps: bool = False,
-                 source_timestep: str = "auto", train_expert: str = "both", text_cache_size: int = 4096):
-        torch.nn.Module.__init__(self)
+                 source_timestep: str = "auto", train_expert: str = "both"):
+        super().__init__()
         self.transformer, self.transformer_2 = transformer, transformer_2
         self.codec, self.text = codec, text
         self.scheduler_config = dict(scheduler_config)
@@ -207,10 +233,6 @@ class WanBackbone(FluxBackbone):
         if train_expert != "both" and transformer_2 is None:
             raise BygError(f"model.train_expert = {train_expert!r} needs a two-expert model (no 'transformer_2')")
         self.train_expert = train_expert
-        self._active: Optional[str] = None
-        self._text_cache: OrderedDict = OrderedDict()
-        self.text_cache_size = text_cache_size
-        self.text_trainable = False
 
     def compile_denoiser(self) -> None:
         """torch.compile both experts in place (see FluxBackbone.compile_denoiser)."""
@@ -219,6 +241,12 @@ class WanBackbone(FluxBackbone):
                 expert.compile()
 
     # ----------------------------------------------------------------------------------------------- loading
+    @classmethod
+    def from_config(cls, cfg: WanModelConfig, dtype: torch.dtype) -> "WanBackbone":
+        return cls.load(cfg.path, dtype=dtype, max_sequence_length=cfg.max_sequence_length,
+                        boundary_ratio=cfg.boundary_ratio, source_timestep=cfg.source_timestep,
+                        train_expert=cfg.train_expert)
+
     @classmethod
     def load(cls, path: Path, dtype: torch.dtype = torch.float32, max_sequence_length: int | None = None,
              boundary_ratio: Optional[float] = None, source_timestep: str = "auto",
@@ -309,47 +337,34 @@ class WanBackbone(FluxBackbone):
             return (0.0, float(self.boundary_ratio) - 1e-4)
         return None
 
-    def text_modules(self) -> dict[str, torch.nn.Module]:
-        """The trainable text encoder(s), by the folder they are saved in (a t2v base that trains its text)."""
-        return {"text_encoder": self.text.encoder}
+    def trainable_parameters(self, mode: str, text_encoders: bool = False) -> list[tuple[str, torch.nn.Parameter]]:
+        """See Backbone.trainable_parameters: "full" trains `transformer` (a t2v base), with `text_encoders` also
+        UMT5 ("text_encoder.")."""
+        if mode == "lora":
+            return [(f"edit.{n}", p) for n, p in self.lora_named_parameters("edit")]
+        self.transformer.requires_grad_(True)
+        named = [(f"transformer.{n}", p) for n, p in self.transformer.named_parameters()]
+        if text_encoders:
+            self.text.encoder.requires_grad_(True)
+            named += [(f"text_encoder.{n}", p) for n, p in self.text.encoder.named_parameters()]
+            self.text_trainable = True
+        return named
+
+    def adapter_modules(self) -> dict[str, torch.nn.Module]:
+        return {name: getattr(self, name) for name in self.adapted_experts}
+
+    def wrap_denoiser(self, wrap) -> torch.nn.Module:
+        raise BygError("the wan backbone runs its experts itself: no one module to wrap (capabilities.ddp_wrapper)")
+
+    def shard(self, fully_shard, device) -> None:
+        raise BygError("train.sharding = 'fsdp': not available for the wan backbone; use ddp")
+
+    def cache_identity(self) -> dict[str, str]:
+        raise BygError("cache.enabled: not available for the wan backbone")
 
     def enable_gradient_checkpointing(self) -> None:
         for name in self.expert_names:
             getattr(self, name).enable_gradient_checkpointing()
-
-    # ----------------------------------------------------------------------------------------------- adapters
-    def add_adapters(self, rank: int, alpha: float, targets: tuple[str, ...] = WAN_LORA_TARGETS,
-                     dropout: float = 0.0) -> None:
-        import warnings
-
-        from peft import LoraConfig
-
-        for expert in self.adapted_experts:
-            for name in ("edit", "ema"):
-                cfg = LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(targets), lora_dropout=dropout,
-                                 init_lora_weights=True)
-                with warnings.catch_warnings():
-                    warnings.filterwarnings("ignore", message="Already found a `peft_config`")
-                    getattr(self, expert).add_adapter(cfg, adapter_name=name)
-        self._active = None
-        self._finish_adapters()
-
-    @property
-    def has_adapters(self) -> bool:
-        return any(getattr(getattr(self, e), "peft_config", None) for e in self.adapted_experts)
-
-    def set_adapter(self, name: str) -> None:
-        if self._active != name:
-            for expert in self.adapted_experts:
-                getattr(self, expert).set_adapter(name)
-            self._active = name
-            for p in self.lora_parameters("ema"):  # peft makes what it activates trainable: the EMA never is
-                p.requires_grad_(False)           # (a walk over all modules: only on a switch, not every call)
-
-    def lora_named_parameters(self, adapter: str) -> list[tuple[str, torch.nn.Parameter]]:
-        token = f".{adapter}."
-        return [(f"{expert}.{n}", p) for expert in self.adapted_experts
-                for n, p in getattr(self, expert).named_parameters() if "lora_" in n and token in n]
 
     # ----------------------------------------------------------------------------------------------- velocity
     def expert_for(self, t: torch.Tensor) -> torch.Tensor:
@@ -366,12 +381,7 @@ class WanBackbone(FluxBackbone):
         t = t.to(dev).float().expand(y.shape[0])
         src = None if source is None else source.to(dev, dtype)
         embeds = cond.embeds.to(dev, dtype)
-        kwargs = None
-        if self.has_adapters:
-            if adapter is None:
-                kwargs = {"scale": 0.0}
-            else:
-                self.set_adapter(adapter)
+        kwargs = self.adapter_kwargs(adapter)
         high = self.expert_for(t)
         if bool(high.all()) or bool((~high).all()):
             expert = self.transformer if bool(high.all()) else self.transformer_2
@@ -395,7 +405,7 @@ class WanBackbone(FluxBackbone):
         return _source_forward(expert, y, src, timestep, source_t, embeds, kwargs)
 
     # ----------------------------------------------------------------------------------------------- sampling
-    def unipc_scheduler(self, flow_shift: Optional[float] = None):
+    def multistep_scheduler(self, flow_shift: Optional[float] = None):
         """Wan's UniPC (flow prediction, flow sigmas) from the folder's scheduler config."""
         from diffusers import UniPCMultistepScheduler
 
@@ -408,6 +418,21 @@ class WanBackbone(FluxBackbone):
 
     def sigmas(self, steps: int, latent_shape: tuple[int, ...]) -> torch.Tensor:
         """UniPC's flow-sigma grid (static flow shift), ending in 0: the nodes plain Euler also uses."""
-        sched = self.unipc_scheduler()
+        sched = self.multistep_scheduler()
         sched.set_timesteps(steps)
         return sched.sigmas.float()
+
+
+def create_tiny(cfg: WanModelConfig, corpus: list[str]) -> None:
+    """Write the tiny model of cfg.create at cfg.path, with a word tokenizer over `corpus`."""
+    from byg_cli.models.tiny_wan import TinyWanSpec, write_tiny_wan
+
+    c = cfg.create
+    spec = TinyWanSpec(variant=c.variant, num_layers=c.num_layers, num_heads=c.num_heads, head_dim=c.head_dim,
+                       ffn_dim=c.ffn_dim, text_dim=c.text_dim, text_layers=c.text_layers,
+                       max_text_length=c.max_text_length, flow_shift=c.shift, pixel_patch=c.pixel_patch)
+    write_tiny_wan(Path(cfg.path), spec, corpus, seed=c.seed)
+
+
+register_family(Family(name="wan", config=WanModelConfig, backbone=WanBackbone, create=create_tiny,
+                       folder_class_prefix="Wan"))

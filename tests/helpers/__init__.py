@@ -1,0 +1,1 @@
+"""Shared helpers for the tests (test modules import these, never each other)."""
