@@ -287,13 +287,18 @@ def _section_class(path: tuple, tree: dict):
                 return None
             continue
         field = model.model_fields.get(part) if isinstance(part, str) else None
-        annotation = field.annotation if field is not None else None
-        if typing.get_origin(annotation) is typing.Union:  # Optional[Section]
-            annotation = next((a for a in typing.get_args(annotation) if a is not type(None)), None)
-        if not isinstance(annotation, type) or not issubclass(annotation, BaseModel):
+        model = _table_type(field)
+        if model is None:
             return None
-        model = annotation
     return model
+
+
+def _table_type(field) -> Optional[type]:
+    """The section class a field holds (Optional[Section] too), or None for a plain value."""
+    annotation = field.annotation if field is not None else None
+    if typing.get_origin(annotation) is typing.Union:
+        annotation = next((a for a in typing.get_args(annotation) if a is not type(None)), None)
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
 
 
 def _whose_key(loc: tuple, tree: dict) -> Optional[str]:
@@ -304,10 +309,9 @@ def _whose_key(loc: tuple, tree: dict) -> Optional[str]:
     table = tree.get(loc[0]) if isinstance(tree.get(loc[0]), dict) else {}
     mine = table.get(key, default)
     for name in sections():
-        if name != mine and _section_class(loc[:-1], {**tree, loc[0]: {**table, key: name}}) is not None:
-            other = _section_class(loc[:-1], {**tree, loc[0]: {**table, key: name}})
-            if loc[-1] in other.model_fields:
-                return (f"a key of {loc[0]}.{key} = '{name}'; this recipe has {loc[0]}.{key} = '{mine}'")
+        other = _section_class(loc[:-1], {**tree, loc[0]: {**table, key: name}}) if name != mine else None
+        if other is not None and loc[-1] in other.model_fields:
+            return f"a key of {loc[0]}.{key} = '{name}'; this recipe has {loc[0]}.{key} = '{mine}'"
     return None
 
 
@@ -437,12 +441,8 @@ def _keep_known(table: dict, section: type) -> None:
         field = section.model_fields.get(name)
         if field is None:
             del table[name]
-            continue
-        annotation = field.annotation
-        if typing.get_origin(annotation) is typing.Union:
-            annotation = next((a for a in typing.get_args(annotation) if a is not type(None)), None)
-        if isinstance(table[name], dict) and isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            _keep_known(table[name], annotation)
+        elif isinstance(table[name], dict) and _table_type(field) is not None:
+            _keep_known(table[name], _table_type(field))
 
 
 def check_recipe_paths(recipe: Recipe, origin: str) -> None:

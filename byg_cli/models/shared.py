@@ -22,14 +22,12 @@ from byg_cli.models.base import Cond
 
 
 class LoraAdapters:
-    """"edit" and "ema" LoRAs on every module of `adapter_modules()` ({name: module}); parameter names carry the
-    module's name as a prefix when `adapter_names_prefixed` (several modules), else the module's own names."""
+    """"edit" and "ema" LoRAs on every module of the backbone's own `adapter_modules()` ({name: module}: each family
+    defines it); parameter names carry the module's name as a prefix when `adapter_names_prefixed` (several
+    modules), else the module's own names."""
 
     adapter_names_prefixed = False
     _active: Optional[str] = None
-
-    def adapter_modules(self) -> dict[str, torch.nn.Module]:
-        raise NotImplementedError
 
     def add_adapters(self, rank: int, alpha: float, targets: Optional[tuple[str, ...]] = None,
                      dropout: float = 0.0) -> None:
