@@ -135,6 +135,14 @@ def newest_loadable(run_dir: Path, expected: tuple[str, ...] = ()) -> tuple[Opti
     return None, skipped
 
 
+def warn_skipped(skipped: list[str], found: Optional[Path], verb: str) -> None:
+    """One warning line on stderr naming the damaged checkpoints `newest_loadable` passed over and the one
+    `verb` ("using", "resuming from") goes on with."""
+    if skipped:
+        print(f"warning: skipping damaged checkpoint(s) {'; '.join(skipped)}"
+              + (f"; {verb} {found.name}" if found else ""), file=sys.stderr)
+
+
 def load_tensors(ckpt: Path, name: str) -> Optional[dict[str, torch.Tensor]]:
     f = Path(ckpt) / f"{name}.safetensors"
     return load_file(str(f)) if f.is_file() else None
@@ -147,9 +155,7 @@ def resolve_checkpoint(run_dir: Path, name: str = "latest") -> Path:
     run_dir = Path(run_dir)
     if name == "latest":
         found, skipped = newest_loadable(run_dir)
-        if skipped:
-            print(f"warning: skipping damaged checkpoint(s) {'; '.join(skipped)}"
-                  + (f"; using {found.name}" if found else ""), file=sys.stderr)
+        warn_skipped(skipped, found, "using")
         if found is None:
             kind = "loadable checkpoint" if skipped else "checkpoint"
             raise BygError(f"--run {run_dir}: no {kind} in {checkpoint_dir(run_dir)}")

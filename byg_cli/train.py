@@ -250,9 +250,8 @@ class Trainer:
         deleted file) are skipped with one line saying so."""
         expected = ("trainable", *self.expected_checkpoint_files())
         latest, skipped = ckpt.newest_loadable(self.run_dir, expected)
-        if skipped and self.accelerator.is_main_process:
-            print(f"warning: skipping damaged checkpoint(s) {'; '.join(skipped)}"
-                  + (f"; resuming from {latest.name}" if latest else ""))
+        if self.accelerator.is_main_process:
+            ckpt.warn_skipped(skipped, latest, "resuming from")
         if latest is None:
             raise BygError(f"--resume: no loadable checkpoint in {self.run_dir / 'checkpoints'}")
         self.load_trainable_state(ckpt.load_tensors(latest, "trainable"))

@@ -69,20 +69,41 @@ def test_styles_flow_and_table2_overall(folders, tmp_path):
     assert "| invert | 3.00 | 8.00 | 4.90 | 4.90 | 4/4 (0 failed) |" in md
 
 
-def test_cli_styles_with_a_trained_tiny_run(folders, tiny_run, tmp_path):
+def styles_cli(folders, tiny_run, server, out):
+    """`byg eval styles` to lego and back, editing with the tiny run, judged by the loopback server."""
     from typer.testing import CliRunner
 
     from byg_cli.cli import app
 
+    return CliRunner().invoke(app, [
+        "eval", "styles", "--photo", str(folders / "photo"), "--stylized", str(folders / "stylized"),
+        "--style", "lego", "--run", str(tiny_run), "--method", "tiny", "--judge", server.url,
+        "--judge-model", "judge", "--out", str(out), "--steps", "2"])
+
+
+def test_cli_styles_with_a_trained_tiny_run(folders, tiny_run, tmp_path):
     out = tmp_path / "out"
     with JudgeServer(policy) as server:
-        result = CliRunner().invoke(app, [
-            "eval", "styles", "--photo", str(folders / "photo"), "--stylized", str(folders / "stylized"),
-            "--style", "lego", "--run", str(tiny_run), "--method", "tiny", "--judge", server.url,
-            "--judge-model", "judge", "--out", str(out), "--steps", "2"])
+        result = styles_cli(folders, tiny_run, server, out)
         assert result.exit_code == 0, result.output
         assert len(server.requests) == 2 * 3  # 2 photos -> lego, 1 lego -> photo
     assert (out / "tiny" / TO_STYLE / "lego" / "p0.png").exists() and (out / "tiny" / TO_PHOTO / "lego" / "s0.png").exists()
     data = json.loads(next((out / "reports").glob("styles-*.json")).read_text())
     assert data["methods"]["tiny"][TO_PHOTO]["overall"] == pytest.approx(math.sqrt(6 * 8))
     assert "Photorealistic → Style" in result.output
+
+
+def test_cli_styles_passes_over_a_source_it_cannot_read(folders, tiny_run, tmp_path):
+    """A broken photo in the user's folder is named in one line and left out; every other edit is made and judged."""
+    (folders / "photo" / "p1.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / "out"
+    with JudgeServer(policy) as server:
+        result = styles_cli(folders, tiny_run, server, out)
+        assert result.exit_code == 0, result.output
+        assert len(server.requests) == 2 * 2  # p0 -> lego and lego -> photo; p1 neither edited nor judged
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("not edited:")]
+    assert len(lines) == 1 and "p1.jpg: cannot read the image" in lines[0]
+    assert (out / "tiny" / TO_STYLE / "lego" / "p0.png").exists()
+    assert not (out / "tiny" / TO_STYLE / "lego" / "p1.png").exists()
+    assert (out / "tiny" / TO_PHOTO / "lego" / "s0.png").exists()

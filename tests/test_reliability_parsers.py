@@ -3,11 +3,10 @@ answer is a counted rejection, stored answers are cut to a cap, and a server tri
 a request past its deadline. Real loopback servers throughout."""
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from helpers.loopback import LoopbackServer, QuietJSONHandler
 from helpers.makedata_support import ChatServer, good_answer, make_images, user_text
 from PIL import Image
 from typer.testing import CliRunner
@@ -185,15 +184,12 @@ def test_judge_over_a_server_parses_parts_and_counts_the_rest(content, scores, r
 # ---------------------------------------------------------------------------------------------- deadlines
 
 
-class TrickleServer:
+class TrickleServer(LoopbackServer):
     """A loopback HTTP server answering every request one byte a second: all of it (`phase="headers"`) or,
     after the whole header, its body (`phase="body"`). A full answer would take minutes."""
 
     def __init__(self, phase: str):
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietJSONHandler):
             def do_POST(self):
                 self.rfile.read(int(self.headers["Content-Length"]))
                 body = json.dumps({"choices": [{"message": {"role": "assistant", "content": "x" * 100}}]}).encode()
@@ -210,18 +206,7 @@ class TrickleServer:
                     pass
                 self.close_connection = True
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
 
 @pytest.mark.parametrize("phase", ["headers", "body"])

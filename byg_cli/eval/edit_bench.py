@@ -9,7 +9,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Protocol, Sequence
+from typing import Callable, Iterable, Optional, Protocol, Sequence
 
 import PIL.Image
 
@@ -57,20 +57,26 @@ def save_png(image: PIL.Image.Image, path: Path) -> None:
     os.replace(tmp, path)
 
 
+# what opening a broken image raises
+UNREADABLE_IMAGE = (OSError, ValueError, SyntaxError, PIL.Image.DecompressionBombError)
+
+
 @dataclass
 class PendingEdit:
     instruction: str
     output: Path
     load_input: Callable[[], PIL.Image.Image]  # the model's input, already resized
+    source: str = ""  # where the input comes from, for the line saying it could not be read
 
 
 def generate(pending: Iterable[PendingEdit], editor: ImageEditor, *, batch_size: int, steps: int, seed: int,
-             on_done: Callable[[int], None] = lambda n: None) -> int:
-    """Edit every pending item whose output does not exist yet; returns how many were written."""
-    written, batch = 0, []
+             on_done: Callable[[int], None] = lambda n: None,
+             on_unreadable: Optional[Callable[[str], None]] = None) -> int:
+    """Edit every pending item whose output does not exist yet; returns how many were written. With
+    `on_unreadable`, an input that cannot be read is passed over (told why, in one line) instead of ending the run."""
+    written, batch, images = 0, [], []
 
     def flush() -> int:
-        images = [p.load_input() for p in batch]
         outputs = editor.edit(images, [p.instruction for p in batch], steps=steps, seed=seed)
         if len(outputs) != len(batch):
             raise RuntimeError(f"editor returned {len(outputs)} images for {len(batch)} inputs")
@@ -83,10 +89,19 @@ def generate(pending: Iterable[PendingEdit], editor: ImageEditor, *, batch_size:
         if item.output.exists():
             on_done(1)
             continue
+        try:
+            image = item.load_input()
+        except UNREADABLE_IMAGE as err:
+            if on_unreadable is None:
+                raise
+            on_unreadable(f"{item.source}: cannot read the image ({err})")
+            on_done(1)
+            continue
         batch.append(item)
+        images.append(image)
         if len(batch) >= batch_size:
             written += flush()
-            batch = []
+            batch, images = [], []
     if batch:
         written += flush()
     return written
@@ -127,9 +142,6 @@ def read_judgements(path: Path) -> dict[str, Judgement]:
 def _open_rgb(path: Path) -> PIL.Image.Image:
     with PIL.Image.open(path) as im:
         return im.convert("RGB")
-
-
-UNREADABLE_IMAGE = (OSError, ValueError, SyntaxError, PIL.Image.DecompressionBombError)
 
 
 def _judge_item(case: JudgeCase) -> JudgeItem | str:
@@ -190,13 +202,14 @@ def judge(cases: Sequence[JudgeCase], scorer: VieScorer, store: Path, *, batch_s
     return {c.key: done[c.key] for c in cases if c.key in done}
 
 
-def report_unreadable(unreadable: Sequence[str], console) -> None:
-    """One line per item the judge could not see (counted as unjudged in the tables), then what to do."""
+def report_unreadable(unreadable: Sequence[str], console, done: str = "judged") -> None:
+    """One line per item the editor or judge could not see (counted as missing or unjudged in the tables), then
+    what to do."""
     for why in unreadable:
-        console.print(f"not judged: {why}", style="yellow", markup=False, highlight=False, soft_wrap=True)
+        console.print(f"not {done}: {why}", style="yellow", markup=False, highlight=False, soft_wrap=True)
     if unreadable:
-        console.print(f"{len(unreadable)} item(s) not judged because an image could not be read: replace the "
-                      "file(s) (or delete an edit to generate it again) and run again to judge them",
+        console.print(f"{len(unreadable)} item(s) not {done} because an image could not be read: replace the "
+                      f"file(s) (or delete an edit to generate it again) and run again to have them {done}",
                       style="yellow", markup=False, highlight=False, soft_wrap=True)
 
 

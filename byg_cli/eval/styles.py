@@ -154,10 +154,12 @@ def run_styles(cases: list[StyleCase], out: Path, method: str, editor: ImageEdit
 
     def pending() -> Iterator[PendingEdit]:
         for case, jc in zip(cases, judge_cases):
-            yield PendingEdit(case.instruction, jc.edited, lambda p=case.source: resize_for_model(_load(p)))
+            yield PendingEdit(case.instruction, jc.edited, lambda p=case.source: resize_for_model(_load(p)),
+                              source=str(case.source))
 
     written = 0
     unreadable: list[str] = []
+    unedited: list[str] = []
     judge_name = judge_name or (safe_name(scorer.store_name) if scorer else None)
     store = out / method / "viescore" / judge_name / "styles.jsonl" if judge_name else None
     if scorer is not None:
@@ -166,14 +168,16 @@ def run_styles(cases: list[StyleCase], out: Path, method: str, editor: ImageEdit
         if editor is not None:
             task = progress.add_task("styles: edit", total=len(cases))
             written = generate(pending(), editor, batch_size=edit_batch_size, steps=steps, seed=seed,
-                               on_done=lambda n: progress.advance(task, n))
+                               on_done=lambda n: progress.advance(task, n), on_unreadable=unedited.append)
         if scorer is not None:
             jtask = progress.add_task("styles: judge", total=len(cases))
             judge(judge_cases, scorer, store, batch_size=judge_batch_size, retry_failed=retry_failed,
                   on_done=lambda n: progress.advance(jtask, n), on_unreadable=unreadable.append)
+    report_unreadable(unedited, console, done="edited")
     report_unreadable(unreadable, console)
     result = {"benchmark": "long-tail styles", "method": method, "items": len(cases), "generated_now": written,
               "missing_outputs": sum(1 for c in judge_cases if not c.edited.exists()), "unreadable": unreadable,
+              "unreadable_sources": unedited,
               "judge": judge_name}
     if judge_name is not None:
         result.update(styles_report(out, judge_cases, judge_name, console))

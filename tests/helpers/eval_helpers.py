@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable
 
@@ -16,6 +14,8 @@ import PIL.Image
 import PIL.ImageOps
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from helpers.loopback import LoopbackServer, QuietJSONHandler
 
 
 IMAGE_STRUCT = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
@@ -56,7 +56,7 @@ def decode_data_url(url: str) -> PIL.Image.Image:
 Policy = Callable[[str, list[PIL.Image.Image]], str]
 
 
-class JudgeServer:
+class JudgeServer(LoopbackServer):
     """A real HTTP server speaking OpenAI chat completions; `policy(prompt, images)` writes each answer."""
 
     def __init__(self, policy: Policy):
@@ -64,20 +64,12 @@ class JudgeServer:
         self.requests: list[dict] = []
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # quiet
-                pass
-
+        class Handler(QuietJSONHandler):
             def do_GET(self):
                 if not self.path.endswith("/models"):
                     self.send_error(404)
                     return
-                payload = json.dumps({"object": "list", "data": [{"id": "judge", "object": "model"}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                self.send_json(200, {"object": "list", "data": [{"id": "judge", "object": "model"}]})
 
             def do_POST(self):
                 if not self.path.endswith("/chat/completions"):
@@ -97,28 +89,13 @@ class JudgeServer:
                         elif part["type"] == "image_url":
                             images.append(decode_data_url(part["image_url"]["url"]))
                 answer = outer.policy("\n".join(texts), images)
-                payload = json.dumps({
+                self.send_json(200, {
                     "id": "cmpl-test", "object": "chat.completion", "model": body.get("model", "judge"),
                     "choices": [{"index": 0, "finish_reason": "stop",
                                  "message": {"role": "assistant", "content": answer}}],
-                }).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                })
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> "JudgeServer":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 def open_test_judge(url: str):

@@ -7,10 +7,11 @@ import json
 import re
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from PIL import Image
+
+from helpers.loopback import LoopbackServer, QuietJSONHandler
 
 SPECIAL = ["<unk>", "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
            "<|image_pad|>", "<|video_pad|>"]
@@ -118,7 +119,7 @@ def user_text(body: dict) -> str:
     return content if isinstance(content, str) else " ".join(c["text"] for c in content if c["type"] == "text")
 
 
-class ChatServer:
+class ChatServer(LoopbackServer):
     """A real HTTP server on 127.0.0.1 speaking the OpenAI chat-completions protocol.
 
     `answer(body) -> str` makes the assistant message; `plan` is a list consumed one entry per POST, each entry
@@ -135,23 +136,12 @@ class ChatServer:
         self.lock = threading.Lock()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, status: int, obj: dict) -> None:
-                data = json.dumps(obj).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(QuietJSONHandler):
             def do_GET(self):
                 if self.path.rstrip("/") == "/v1/models":
-                    self._send(200, {"object": "list", "data": [{"id": server.model, "object": "model"}]})
+                    self.send_json(200, {"object": "list", "data": [{"id": server.model, "object": "model"}]})
                 else:
-                    self._send(404, {"error": "not found"})
+                    self.send_json(404, {"error": "not found"})
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -160,28 +150,17 @@ class ChatServer:
                     step = server.plan.pop(0) if server.plan else None
                     server.bodies.append(body)
                 if self.path != "/v1/chat/completions":
-                    return self._send(404, {"error": f"no route {self.path}"})
+                    return self.send_json(404, {"error": f"no route {self.path}"})
                 if isinstance(step, int):
-                    return self._send(step, {"error": {"message": f"canned {step}"}})
+                    return self.send_json(step, {"error": {"message": f"canned {step}"}})
                 if step == "hang":
                     time.sleep(1.0)
                     return
                 if server.delay:
                     time.sleep(server.delay)
                 text = server.answer(body)
-                self._send(200, {"id": "x", "object": "chat.completion", "model": body.get("model"),
-                                 "choices": [{"index": 0, "finish_reason": "stop",
-                                              "message": {"role": "assistant", "content": text}}]})
+                self.send_json(200, {"id": "x", "object": "chat.completion", "model": body.get("model"),
+                                     "choices": [{"index": 0, "finish_reason": "stop",
+                                                  "message": {"role": "assistant", "content": text}}]})
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self) -> "ChatServer":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
