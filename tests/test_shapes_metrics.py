@@ -121,10 +121,18 @@ def test_t2i_scores_right_and_wrong_generations():
         colour = a.color or ("blue" if a.background == "red" else "red")
         img[(xx - 16) ** 2 / 1.8 + (yy - 16) ** 2 < 30] = PALETTE[colour]
         blobs.append(img)
-    blob = score_t2i(blobs, asked)["accuracy"]
+    blob_summary = score_t2i(blobs, asked)
+    blob = blob_summary["accuracy"]
     # read as the nearest clean shape (a circle) but never crisp: its region is no clean render's
     assert blob["shape"] < 0.5 and blob["crisp"] == 0.0 and blob["background"] == 1.0 and blob["color"] > 0.95
+    # split by what was asked: the circles come out right, the squares and triangles never
+    split = blob_summary["by_request"]["shape"]
+    assert split["circle"]["shape"] > 0.9 and split["square"]["shape"] == 0.0 and split["triangle"]["shape"] == 0.0
+    assert sum(g["n"] for g in split.values()) == sum(a.has_shape for a in asked)
+    assert sum(g["n"] for g in blob_summary["by_request"]["style"].values()) == sum(a.has_shape for a in asked)
+    assert right["by_request"]["style"]["outlined"]["crisp"] == 1.0
     assert "crisp (IoU≥0.8)" in t2i_markdown(right)
+    assert f"| shape square | {split['square']['n']} | " in t2i_markdown(blob_summary)
     with pytest.raises(ValueError, match="requested"):
         score_t2i([render(asked[0])], asked)
 

@@ -78,7 +78,32 @@ def score_t2i(images: Sequence[Any], requested: Sequence[Attributes], crisp_iou:
             hits[k] += bool(v)
         samples.append({"requested": want.to_json(), "read": got.to_json(), "iou": iou, "correct": ok})
     accuracy = {k: hits[k] / totals[k] for k in (*T2I_ATTRIBUTES, "present", "crisp", "all") if totals[k]}
-    return {"n": len(images), "crisp_iou": crisp_iou, "accuracy": accuracy, "samples": samples}
+    return {"n": len(images), "crisp_iou": crisp_iou, "accuracy": accuracy, "by_request": by_request(samples),
+            "samples": samples}
+
+
+BREAKDOWN = ("shape", "style")  # the requested attributes the report splits the shape-asking samples by
+BREAKDOWN_SCORES = ("color", "shape", "style", "crisp", "all")
+
+
+def by_request(samples: Sequence[dict]) -> dict[str, dict[str, dict[str, float]]]:
+    """Accuracy of the samples that asked for a shape, split by what they asked for: {"style": {"outlined":
+    {"n": 258, "shape": 0.58, "crisp": 0.09, ...}}, "shape": {...}} (which kind of shape the base fails on)."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for attribute in BREAKDOWN:
+        groups: dict[str, list[dict]] = {}
+        for s in samples:
+            value = s["requested"].get(attribute)
+            if value is not None:
+                groups.setdefault(value, []).append(s["correct"])
+        out[attribute] = {value: {"n": len(rows), **{k: sum(bool(r[k]) for r in rows) / len(rows)
+                                                   for k in BREAKDOWN_SCORES}}
+                          for value, rows in sorted(groups.items())}
+    return out
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.1f}%"
 
 
 def t2i_markdown(summary: dict[str, Any]) -> str:
@@ -87,8 +112,17 @@ def t2i_markdown(summary: dict[str, Any]) -> str:
     names = {"crisp": f"crisp (IoU≥{summary['crisp_iou']})", "all": "all correct"}
     head = "| n | " + " | ".join(names.get(c, c) for c in cols) + " |"
     sep = "|---:|" + "---:|" * len(cols)
-    row = f"| {summary['n']} | " + " | ".join(f"{100 * acc[c]:.1f}%" for c in cols) + " |"
-    return "\n".join([head, sep, row]) + "\n"
+    row = f"| {summary['n']} | " + " | ".join(_percent(acc[c]) for c in cols) + " |"
+    lines = [head, sep, row]
+    split = summary.get("by_request") or {}
+    if any(split.values()):
+        lines += ["", "By what was asked (the samples that asked for a shape):", "",
+                  "| asked | n | " + " | ".join(names.get(c, c) for c in BREAKDOWN_SCORES) + " |",
+                  "|---|---:|" + "---:|" * len(BREAKDOWN_SCORES)]
+        for attribute, groups in split.items():
+            lines += [f"| {attribute} {value} | {g['n']} | " + " | ".join(_percent(g[c]) for c in BREAKDOWN_SCORES)
+                      + " |" for value, g in groups.items()]
+    return "\n".join(lines) + "\n"
 
 
 # ------------------------------------------------------------------------------------------------------ editing
