@@ -190,3 +190,21 @@ def test_evaluation_set_is_balanced_and_reports_heldout_phrasings_apart(tmp_path
     assert summary["per_split"]["train"]["success"] == 1.0 and summary["per_split"]["heldout"]["success"] == 0.0
     assert summary["average"]["success"] == 0.5
     assert "average, heldout phrasings" in (tmp_path / "shapes_edit.md").read_text()
+
+
+def test_edit_report_splits_by_the_sources_style(tmp_path):
+    """An editor that edits filled sources and copies outlined ones: the split says which half it fails."""
+    from byg_cli.data.shapes_edits import evaluation_edits
+    from byg_cli.eval.shapes_metrics import write_edit_report
+
+    edits = evaluation_edits(seed=78, per_type=12)
+    sources = [render(e.source) for e in edits]
+    outputs = [render(e.target) if e.source.has_shape and e.source.style == "filled" else src
+               for e, src in zip(edits, sources)]
+    summary = write_edit_report(tmp_path, edits, sources, outputs)
+    split = summary["per_source_style"]
+    assert set(split) == {"filled", "outlined"}
+    assert split["filled"]["success"] == 1.0 and split["filled"]["preservation"] == 1.0
+    assert split["outlined"]["success"] == 0.0 and split["outlined"]["preservation"] == 1.0
+    assert 0.0 < summary["average"]["success"] < 1.0
+    assert "average, outlined sources" in (tmp_path / "shapes_edit.md").read_text()

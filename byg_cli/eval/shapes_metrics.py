@@ -138,6 +138,7 @@ class EditScore:
     failures: list[str] = field(default_factory=list)
     measured: dict[str, float] = field(default_factory=dict)  # moved_px, iou, size_change_px where checked
     phrasing_split: Optional[str] = None  # "train" / "heldout" when the instruction's wording is known
+    source_style: Optional[str] = None  # "filled" / "outlined": the source's shape as asked (None: no shape)
     read_source: Optional[dict] = None
     read_output: Optional[dict] = None
 
@@ -222,6 +223,7 @@ def score_edit(
         failures=([] if success else ["not_as_asked"]) + broken,
         measured=measured,
         phrasing_split=phrasing_split,
+        source_style=source.style if source.has_shape else None,
         read_source=src_reading.attributes.to_json(),
         read_output=out.to_json(),
     )
@@ -230,7 +232,8 @@ def score_edit(
 def summarize_edits(scores: Sequence[EditScore]) -> dict[str, Any]:
     """Per edit type: n, success, preservation, pixel agreement and the commonest failures; "average": the same
     averaged over the colour / background / shape / style types present; "per_split": that average for the
-    instructions of each phrasing split ("train", "heldout") where the scores know it."""
+    instructions of each phrasing split ("train", "heldout") where the scores know it; "per_source_style": that
+    average over the edits of filled and of outlined sources."""
     per_type: dict[str, dict[str, Any]] = {}
     for t in EDIT_TYPE_ORDER:
         group = [s for s in scores if s.edit_type == t]
@@ -245,7 +248,10 @@ def summarize_edits(scores: Sequence[EditScore]) -> dict[str, Any]:
         }
     splits = sorted({s.phrasing_split for s in scores if s.phrasing_split})
     per_split = {sp: _core_average([s for s in scores if s.phrasing_split == sp]) for sp in splits}
-    return {"n": len(scores), "per_type": per_type, "average": _core_average(scores), "per_split": per_split}
+    styles = sorted({s.source_style for s in scores if s.source_style})
+    per_source_style = {st: _core_average([s for s in scores if s.source_style == st]) for st in styles}
+    return {"n": len(scores), "per_type": per_type, "average": _core_average(scores), "per_split": per_split,
+            "per_source_style": per_source_style}
 
 
 def _core_average(scores: Sequence[EditScore]) -> Optional[dict[str, Any]]:
@@ -269,6 +275,7 @@ def edit_markdown(summary: dict[str, Any], title: Optional[str] = None) -> str:
                      f"| {100 * row['pixel_agreement']:.1f}% |")
     rows = [("average", summary.get("average"))]
     rows += [(f"average, {sp} phrasings", avg) for sp, avg in (summary.get("per_split") or {}).items()]
+    rows += [(f"average, {st} sources", avg) for st, avg in (summary.get("per_source_style") or {}).items()]
     for label, avg in rows:
         if avg:
             lines.append(f"| **{label} ({', '.join(avg['types'])})** | | **{100 * avg['success']:.1f}%** | "
