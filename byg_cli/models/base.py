@@ -1,7 +1,7 @@
 """The contract between the engine / trainer / sampler / exporter and a model family: the backbone protocol,
-its capabilities record, the recipe keys every family shares, and the text-condition container. A family is one
-module (byg_cli/models/flux.py, byg_cli/models/wan.py) that implements `Backbone` and registers itself with
-`byg_cli.models.registry.register_family`."""
+its capabilities record, the recipe keys every family shares, and the text-condition container. A family is a
+backbone module that implements `Backbone` (byg_cli/models/flux.py, byg_cli/models/wan.py) and one module that
+registers it with `byg_cli.models.registry.register_family` (flux_family.py, wan_family.py)."""
 
 from __future__ import annotations
 

@@ -19,7 +19,6 @@ from byg_cli.engine.schedule import exp_time_shift, sigma_grid, time_shift
 from byg_cli.errors import BygError
 from byg_cli.models.base import Capabilities, Cond, CreateConfig, ModelConfig
 from byg_cli.models.codecs import PixelCodec, VaeCodec
-from byg_cli.models.registry import Family, register_family
 from byg_cli.models.shared import CachedText, CodecCalls, LoraAdapters
 from byg_cli.models.text import FluxTextEncoder
 
@@ -293,15 +292,6 @@ class FluxBackbone(LoraAdapters, CachedText, CodecCalls, torch.nn.Module):
         raise BygError("sampler 'unipc' is not available for the flux backbone (inference.sampler = 'euler')")
 
 
-def create_tiny(cfg: FluxModelConfig, corpus: list[str]) -> None:
-    """Write the tiny model of cfg.create at cfg.path, with a word tokenizer over `corpus`."""
-    from byg_cli.models.tiny import TinyFluxSpec, write_tiny_flux
-
-    fields = cfg.create.model_dump(exclude={"vocabulary", "seed"})
-    fields["axes_dims_rope"] = tuple(fields["axes_dims_rope"])
-    write_tiny_flux(Path(cfg.path), TinyFluxSpec(**fields), corpus, seed=cfg.create.seed)
-
-
 class FluxLoraExport:
     """The LoRA layouts other tools read (byg_cli.models.flux_lora): diffusers' and ComfyUI's."""
 
@@ -318,7 +308,3 @@ class FluxLoraExport:
         from byg_cli.models import flux_lora
 
         return flux_lora.comfyui_state_dict(lora, alpha), {"ss_network_dim": str(rank), "ss_network_alpha": str(alpha)}
-
-
-register_family(Family(name="flux", config=FluxModelConfig, backbone=FluxBackbone, create=create_tiny,
-                       folder_class_prefix="Flux", lora_export=FluxLoraExport()))

@@ -3,8 +3,8 @@
 A family is one module that calls `register_family(Family(...))` when imported: its recipe section (a
 ModelConfig subclass whose `family` is a Literal of its name), its backbone class, how to write a tiny model of
 its architecture, the prefix of its pipelines' class names in model_index.json and, if other tools can read its
-LoRA, its exporter. byg's own families (FLUX, Wan) are imported on first use; a new one registers itself in one
-line (see tests/test_toy_family.py).
+LoRA, its exporter. byg's own families (byg_cli/models/flux_family.py, wan_family.py) are imported on first use;
+a new one registers itself in one line (see tests/test_toy_family.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 from byg_cli.errors import BygError
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-BUILTIN_FAMILIES = ("byg_cli.models.flux", "byg_cli.models.wan")
+BUILTIN_FAMILIES = ("byg_cli.models.flux_family", "byg_cli.models.wan_family")
 
 
 @dataclass(frozen=True)

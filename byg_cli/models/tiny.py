@@ -13,6 +13,7 @@ from typing import Iterable
 import torch
 
 from byg_cli.models.codecs import PixelCodec
+from byg_cli.models.flux import FluxBackbone, FluxModelConfig
 from byg_cli.models.text import FluxTextEncoder, build_clip_tokenizer, build_t5_tokenizer, build_word_tokenizer
 
 DEFAULT_CORPUS = (
@@ -67,8 +68,6 @@ def _configs(spec: TinyFluxSpec, vocab: int, latent_channels: int, clip_ids: tup
 
 def build_tiny_flux(spec: TinyFluxSpec | None = None, corpus: Iterable[str] = DEFAULT_CORPUS, seed: int = 0):
     """A FluxBackbone with random weights (not written anywhere)."""
-    from byg_cli.models.flux import FluxBackbone
-
     spec = spec or TinyFluxSpec()
     corpus = list(corpus)
     torch.manual_seed(seed)
@@ -114,3 +113,11 @@ def write_tiny_flux(folder: Path, spec: TinyFluxSpec | None = None, corpus: Iter
     folder = Path(folder)
     build_tiny_flux(spec, corpus, seed).save_base(folder)
     return folder
+
+
+def create_tiny_flux(cfg: FluxModelConfig, corpus: list[str]) -> None:
+    """Write the tiny model of cfg.create at cfg.path, with a word tokenizer over `corpus` (`byg train` on a
+    recipe whose model folder does not exist yet)."""
+    fields = cfg.create.model_dump(exclude={"vocabulary", "seed"})
+    fields["axes_dims_rope"] = tuple(fields["axes_dims_rope"])
+    write_tiny_flux(Path(cfg.path), TinyFluxSpec(**fields), corpus, seed=cfg.create.seed)

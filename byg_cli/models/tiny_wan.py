@@ -18,6 +18,8 @@ import torch
 
 from byg_cli.models.text import build_word_tokenizer
 from byg_cli.models.tiny import DEFAULT_CORPUS
+from byg_cli.models.video_codec import VideoPixelCodec
+from byg_cli.models.wan import WanBackbone, WanModelConfig, WanTextEncoder, WanVaeCodec
 
 
 @dataclass
@@ -51,9 +53,6 @@ def build_tiny_wan(spec: TinyWanSpec | None = None, corpus: Iterable[str] = DEFA
     """A WanBackbone with random weights (not written anywhere)."""
     from diffusers import WanTransformer3DModel
     from transformers import UMT5Config, UMT5EncoderModel
-
-    from byg_cli.models.video_codec import VideoPixelCodec
-    from byg_cli.models.wan import WanBackbone, WanTextEncoder, WanVaeCodec
 
     spec = spec or TinyWanSpec()
     if spec.variant not in ("a14b", "ti2v"):
@@ -92,3 +91,12 @@ def write_tiny_wan(folder: Path, spec: TinyWanSpec | None = None, corpus: Iterab
     folder = Path(folder)
     build_tiny_wan(spec, corpus, seed).save_base(folder)
     return folder
+
+
+def create_tiny_wan(cfg: WanModelConfig, corpus: list[str]) -> None:
+    """Write the tiny model of cfg.create at cfg.path, with a word tokenizer over `corpus`."""
+    c = cfg.create
+    spec = TinyWanSpec(variant=c.variant, num_layers=c.num_layers, num_heads=c.num_heads, head_dim=c.head_dim,
+                       ffn_dim=c.ffn_dim, text_dim=c.text_dim, text_layers=c.text_layers,
+                       max_text_length=c.max_text_length, flow_shift=c.shift, pixel_patch=c.pixel_patch)
+    write_tiny_wan(Path(cfg.path), spec, corpus, seed=c.seed)

@@ -38,7 +38,6 @@ from pydantic import Field
 
 from byg_cli.errors import BygError
 from byg_cli.models.base import Capabilities, Cond, CreateConfig, ModelConfig
-from byg_cli.models.registry import Family, register_family
 from byg_cli.models.shared import CachedText, CodecCalls, LoraAdapters
 from byg_cli.models.video_codec import VideoPixelCodec
 
@@ -421,18 +420,3 @@ class WanBackbone(LoraAdapters, CachedText, CodecCalls, torch.nn.Module):
         sched = self.multistep_scheduler()
         sched.set_timesteps(steps)
         return sched.sigmas.float()
-
-
-def create_tiny(cfg: WanModelConfig, corpus: list[str]) -> None:
-    """Write the tiny model of cfg.create at cfg.path, with a word tokenizer over `corpus`."""
-    from byg_cli.models.tiny_wan import TinyWanSpec, write_tiny_wan
-
-    c = cfg.create
-    spec = TinyWanSpec(variant=c.variant, num_layers=c.num_layers, num_heads=c.num_heads, head_dim=c.head_dim,
-                       ffn_dim=c.ffn_dim, text_dim=c.text_dim, text_layers=c.text_layers,
-                       max_text_length=c.max_text_length, flow_shift=c.shift, pixel_patch=c.pixel_patch)
-    write_tiny_wan(Path(cfg.path), spec, corpus, seed=c.seed)
-
-
-register_family(Family(name="wan", config=WanModelConfig, backbone=WanBackbone, create=create_tiny,
-                       folder_class_prefix="Wan"))

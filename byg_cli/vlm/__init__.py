@@ -6,6 +6,7 @@ OpenAI-compatible chat-completions server (vLLM, SGLang) by URL.
     answers = backend.chat([ChatRequest(text="Describe it.", images=[img])])
 """
 
-from byg_cli.vlm.backend import ChatBackend, ChatRequest, open_backend
+from byg_cli.vlm.backend import open_backend
+from byg_cli.vlm.chat import ChatBackend, ChatRequest
 
 __all__ = ["ChatBackend", "ChatRequest", "open_backend"]

@@ -26,7 +26,7 @@ import httpx
 from PIL import Image
 
 from byg_cli.errors import BygError
-from byg_cli.vlm.backend import ChatRequest
+from byg_cli.vlm.chat import ChatRequest
 
 RETRYABLE_STATUS = {408, 429}
 

@@ -14,7 +14,7 @@ from itertools import groupby
 from pathlib import Path
 
 from byg_cli.errors import BygError
-from byg_cli.vlm.backend import ChatRequest
+from byg_cli.vlm.chat import ChatRequest
 
 SUPPORTED_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "qwen3_5", "qwen3_5_moe")
 

@@ -7,7 +7,9 @@
 # 2. Pull: from the copier's last checkpoint, ByG steps (the recipe's objective) in segments of 50 under each
 #    setting in PULL, the same evaluation after each segment: copy rate and edit success against ByG steps.
 # Settings (environment): COPY_STEPS (3000), SEG (500), LR (the copy's lr, 2e-3), PER (edits a type, 24), PULL_STEPS
-# (200), OUT (runs/exp_copy_pull). Results: OUT/copy.tsv and OUT/pull.tsv (one row a segment).
+# (200), OUT (runs/exp_copy_pull), SET (more recipe settings for every run, space-separated key=value, e.g.
+# 'model.path="runs/base4"' to keep a base fixed while a new stage is shipped). Results: OUT/copy.tsv and
+# OUT/pull.tsv (one row a segment).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 COPY_STEPS=${COPY_STEPS:-3000} SEG=${SEG:-500} LR=${LR:-2e-3} PER=${PER:-24} PULL_STEPS=${PULL_STEPS:-200}
@@ -15,6 +17,7 @@ OUT=${OUT:-runs/exp_copy_pull}
 BYG=${BYG:-byg}
 mkdir -p "$OUT"
 common=(--set train.threads=1 --set train.sample_every=0 --set 'eval.after="none"' --set train.checkpoint_every=50)
+for setting in ${SET:-}; do common+=(--set "$setting"); done
 score() {  # RUN LABEL STEP TSV: colour edits + identity row, one TSV row
   $BYG eval shapes-edit --run "$1" --edit-type color --per-type "$PER" --steps 12 -o "$1/eval-$3" > /dev/null
   python3 - "$1/eval-$3/shapes_edit.json" "$2" "$3" >> "$4" <<'PY'
