@@ -183,6 +183,13 @@ def load_state(ckpt: Path) -> dict[str, Any]:
 
 
 def load_optimizer(ckpt: Path, optimizer, scheduler) -> None:
+    """The optimizer's moments and the schedule's position from the checkpoint; the learning rate, betas and weight
+    decay stay the recipe's (a resume with `--set train.lr=...` trains at the new rate, not the saved one)."""
+    recipe = [{"initial_lr": g["initial_lr"], "betas": g["betas"], "weight_decay": g["weight_decay"]}
+              for g in optimizer.param_groups]
     blob = torch.load(Path(ckpt) / "optimizer.pt", weights_only=False)
     optimizer.load_state_dict(blob["optimizer"])
     scheduler.load_state_dict(blob["scheduler"])
+    scheduler.base_lrs = [r["initial_lr"] for r in recipe]
+    for group, wanted, factor in zip(optimizer.param_groups, recipe, scheduler.lr_lambdas):
+        group.update(wanted, lr=wanted["initial_lr"] * factor(scheduler.last_epoch))

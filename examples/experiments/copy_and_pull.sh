@@ -51,7 +51,7 @@ for setting in ${PULL:-"lambda_id=0.2" "lambda_id=1.0" "lambda_prior=0.25"}; do
   fi
   for ((k = 50; k <= PULL_STEPS; k += 50)); do
     grep -q "^pull-$setting	$k	" "$OUT/pull.tsv" && continue
-    $BYG train recipes/shapes.toml --run-dir "$run" --resume "${common[@]}" --set objective.$setting \
+    $BYG train recipes/shapes.toml --run-dir "$run" --resume "${common[@]}" --set objective.$setting --set train.lr=$LR \
       --set train.steps=$((COPY_STEPS + PULL_STEPS)) --set objective.identity_warmup_steps=$COPY_STEPS \
       --max-steps 50 > "$OUT/pull.log" 2>&1
     score "$run" "pull-$setting" "$k" "$OUT/pull.tsv"
