@@ -10,7 +10,7 @@ from pathlib import Path
 def vocabulary(name: str, data_kind: str) -> list[str]:
     """The words of a tiny model's tokenizer: the shapes world's of the recipe's data kind, or the default."""
     if name == "default":
-        from byg_cli.models.tiny import DEFAULT_CORPUS
+        from byg_cli.models.text import DEFAULT_CORPUS
 
         return list(DEFAULT_CORPUS)
     if data_kind.startswith("shapes_video"):

@@ -13,6 +13,12 @@ from byg_cli.models.base import Cond
 # </s> gets id 3: transformers' CLIP pools at the highest token id when eos_token_id == 2 (a legacy path), and at
 # the first eos token otherwise, which is what we want.
 SPECIAL_TOKENS = ("<pad>", "<s>", "<unk>", "</s>")
+# The words of the tiny models' tokenizers when a recipe or test gives no corpus of its own.
+DEFAULT_CORPUS = (
+    "a red green blue yellow purple orange white black circle square triangle on background with",
+    "make the shape change turn it into colour color replace add remove outlined filled style",
+    "photo of cat dog sofa in forest canopy three parrots under",
+)
 
 
 def build_word_tokenizer(corpus: Iterable[str], max_length: int, add_bos: bool):

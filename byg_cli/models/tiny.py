@@ -14,13 +14,8 @@ import torch
 
 from byg_cli.models.codecs import PixelCodec
 from byg_cli.models.flux import FluxBackbone, FluxModelConfig
-from byg_cli.models.text import FluxTextEncoder, build_clip_tokenizer, build_t5_tokenizer, build_word_tokenizer
-
-DEFAULT_CORPUS = (
-    "a red green blue yellow purple orange white black circle square triangle on background with",
-    "make the shape change turn it into colour color replace add remove outlined filled style",
-    "photo of cat dog sofa in forest canopy three parrots under",
-)
+from byg_cli.models.text import (DEFAULT_CORPUS, FluxTextEncoder, build_clip_tokenizer, build_t5_tokenizer,
+                                 build_word_tokenizer)
 
 
 @dataclass

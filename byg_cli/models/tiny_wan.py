@@ -16,8 +16,7 @@ from typing import Iterable
 
 import torch
 
-from byg_cli.models.text import build_word_tokenizer
-from byg_cli.models.tiny import DEFAULT_CORPUS
+from byg_cli.models.text import DEFAULT_CORPUS, build_word_tokenizer
 from byg_cli.models.video_codec import VideoPixelCodec
 from byg_cli.models.wan import WanBackbone, WanModelConfig, WanTextEncoder, WanVaeCodec
 
