@@ -1,10 +1,10 @@
 """A regression guard for the method itself: a short ByG run from the shipped shapes base (no pairs) must move the
 editor well away from the untrained LoRA, measured exactly from pixels on held-out colour edits.
 
-What the shipped base allows today (stage 5, docs/shapes_base_stages.md): the untrained LoRA (the base with source
-tokens it never saw) redraws the image from the instruction, so only ~32% of the pixels outside the edited region
-keep their colour and ~21% of its colour edits read back right; 150 ByG steps raise that agreement to ~94%,
-preservation 4% -> 12.5% and success to ~25% (stage 4: agreement 49% -> 96%, success 46% -> 38%; stage 3: 45% ->
+What the shipped base allows today (stage 6, docs/shapes_base_stages.md): the untrained LoRA (the base with source
+tokens it never saw) redraws the image from the instruction, so only ~23% of the pixels outside the edited region
+keep their colour and ~25% of its colour edits read back right; 150 ByG steps raise that agreement to ~93%,
+preservation 4% -> 21%, success ~21% (stage 5: agreement 32% -> 94%, preservation 4% -> 12.5%, success 21% -> 25%; stage 4: agreement 49% -> 96%, success 46% -> 38%; stage 3: 45% ->
 93%, success 50% -> 25%: the editor moves toward copying its source, the pull measured in
 examples/reports/byg_shapes/FINDINGS.md). Success moves by less than the noise of 24 edits from stage to stage,
 so the guard asserts the preservation gain only: a break in the cycle / identity / routing path or in the source

@@ -6,6 +6,7 @@ objective's prior injection point (BygObjective's `prior`).
 
     python examples/experiments/byg_with_exact_prior.py RECIPE RUN_DIR [recipe overrides ...]
     RESUME=1 python examples/experiments/byg_with_exact_prior.py RUN/recipe.toml RUN train.steps=500 ...
+    RESUME=1 MAX_STEPS=50 python ...   # stop after 50 steps of this invocation (as `byg train --max-steps`)
 
 Needs data.kind = "shapes_edit", the exact pixel codec and objective.batch_passes (the prior queried in one call).
 """
@@ -42,7 +43,8 @@ def main() -> None:
     cfg = load_recipe(Path(recipe), [f'run.dir="{run_dir}"', *overrides])
     edit_types = tuple(cfg.data.edit_types) if cfg.data.edit_types else None
     prior = exact_prior(ShapesPosterior(cfg.data.resolution), cfg.run.seed, cfg.data.resolution, edit_types)
-    train(cfg, resume=bool(os.environ.get("RESUME")), prior=prior)
+    stop_after = int(os.environ["MAX_STEPS"]) if os.environ.get("MAX_STEPS") else None
+    train(cfg, resume=bool(os.environ.get("RESUME")), stop_after=stop_after, prior=prior)
 
 
 if __name__ == "__main__":
