@@ -32,13 +32,12 @@ from byg_cli.models.flux import FluxBackbone
 TIMES = (0.1, 0.3, 0.5, 0.7, 0.9)
 
 
-def _flat(a: torch.Tensor) -> torch.Tensor:
-    return a.reshape(a.shape[0], -1)
+def _norm(a: torch.Tensor) -> torch.Tensor:
+    return a.flatten(1).norm(dim=1)
 
 
 def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    a, b = _flat(a), _flat(b)
-    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))
+    return torch.nn.functional.cosine_similarity(a.flatten(1), b.flatten(1), dim=1)
 
 
 class Probe:
@@ -76,7 +75,7 @@ def prior_table(model: FluxBackbone, count: int) -> None:
         for probe in probes:
             v = probe.at(t)
             b_exact = v["exact_tgt"] - v["exact_src"]
-            error = _flat(v["src"] - v["exact_src"]).norm(dim=1) / _flat(b_exact).norm(dim=1)
+            error = _norm(v["src"] - v["exact_src"]) / _norm(b_exact)
             cells.append(f"{float(error.median()):.2f} / {float(_cos(v['tgt'] - v['src'], b_exact).mean()):.2f}")
         print(f"| {t} | " + " | ".join(cells) + " |")
 
@@ -95,10 +94,10 @@ def copier_table(model: FluxBackbone, count: int, alpha: float, lambda_id: float
         ident = model.velocity(v["x_t"], v["t"], reverse, source=probe.x, adapter="edit")
         a, a_exact = fwd - v["src"], fwd - v["exact_src"]
         cos, cos_exact = _cos(a, v["tgt"] - v["src"]), _cos(a_exact, v["exact_tgt"] - v["exact_src"])
-        directional = (1 - cos ** 2).clamp_min(0).sqrt() / _flat(a).norm(dim=1)
-        anchor = 2 * alpha * _flat(fwd - v["tgt"]).norm(dim=1) / dim
-        id_error = 2 * _flat(ident - (v["eps"] - probe.x)).norm(dim=1) / dim
-        print(f"| {t} | {float(_flat(a).norm(dim=1).mean()):.1f} / {float(_flat(a_exact).norm(dim=1).mean()):.1f} "
+        directional = (1 - cos ** 2).clamp_min(0).sqrt() / _norm(a)
+        anchor = 2 * alpha * _norm(fwd - v["tgt"]) / dim
+        id_error = 2 * _norm(ident - (v["eps"] - probe.x)) / dim
+        print(f"| {t} | {float(_norm(a).mean()):.1f} / {float(_norm(a_exact).mean()):.1f} "
               f"| {float(cos.mean()):.2f} / {float(cos_exact.mean()):.2f} | {float(directional.mean()):.4f} "
               f"| {float(anchor.mean()):.4f} | {float(lambda_id * id_error.mean()):.4f} | {float(id_error.mean()):.4f} |")
 
@@ -118,9 +117,13 @@ def main() -> None:
             model = FluxBackbone.load(args.model)
         else:
             from byg_cli.edit import Editor
+            from byg_cli.recipe import load_recipe
 
+            base = Path(load_recipe(args.copier / "recipe.toml", check_paths=False).model.path)
+            if base.resolve() != args.model.resolve():
+                raise SystemExit(f"--copier {args.copier}: trained on {base}, not on {args.model}")
             model = Editor.from_run(args.copier).model
-            print(f"copier {args.copier} (its base: its recipe's model.path)")
+            print(f"copier {args.copier}")
         model.eval()
         print(f"{args.model}: {args.count} evaluation edits a type\n")
         prior_table(model, args.count)
