@@ -95,6 +95,10 @@ class T2IObjectiveConfig(ObjectiveConfig):
 
 class SupervisedObjectiveConfig(ObjectiveConfig):
     name: Literal["supervised"]
+    # Not named like ByG's identity_warmup_steps: run folders written before the per-objective sections list ByG's
+    # keys too (at ByG's defaults), and `byg eval ablations` keeps the ByG recipe's keys the supervised row has.
+    copy_warmup_steps: int = Field(0, ge=0, description="first train on ByG's identity loss alone (copy the source) "
+                                                        "for this many steps, then on the pairs (0: pairs only)")
 
 
 def _section_of(engine_config, name: str):

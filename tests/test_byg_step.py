@@ -114,3 +114,19 @@ def test_prior_ramp_scales_only_the_prior_term(model, batch):
     ramp = BygObjective(TimestepSampler(), BygConfig(lambda_prior=2.0, identity_warmup_steps=8, prior_ramp_steps=4))
     assert [ramp.prior_weight(s) for s in (8, 9, 11, 12, 100)] == [0.5, 1.0, 2.0, 2.0, 2.0]
     assert BygObjective(TimestepSampler(), BygConfig(lambda_prior=2.0)).prior_weight(0) == 2.0
+
+
+def test_supervised_warm_up_steps_are_byg_identity_steps(model, batch):
+    """objective.copy_warmup_steps of the supervised baseline: its first steps are ByG's identity steps (the
+    same loss for the same draws, no target needed), then paired steps, which need the target."""
+    from byg_cli.engine.objectives import SupervisedObjective
+
+    unpaired = {k: v for k, v in batch.items() if k not in ("target_pixels", "target_latents")}
+    byg = BygObjective(TimestepSampler(), BygConfig(identity_warmup_steps=5))
+    supervised = SupervisedObjective(TimestepSampler(), copy_warmup_steps=5)
+    byg_loss, byg_logs = byg(unpaired, model, step=4, generator=torch.Generator().manual_seed(3))
+    loss, logs = supervised(unpaired, model, step=4, generator=torch.Generator().manual_seed(3))
+    assert logs["identity_step"] == byg_logs["identity_step"] == 1.0
+    assert float(loss.detach()) == pytest.approx(float(byg_loss.detach()), rel=1e-6)
+    with pytest.raises(KeyError, match="paired data"):
+        supervised(unpaired, model, step=5, generator=torch.Generator().manual_seed(3))

@@ -37,6 +37,21 @@ def test_eval_shapes_edit_scores_every_edit_type(tmp_path, tiny_run):
     assert set(summary["per_type"]) == {"color"}
 
 
+def test_eval_shapes_edit_scores_a_named_checkpoint(tmp_path, tiny_flux):
+    from byg_cli.checkpoint import list_checkpoints
+
+    recipe = shapes_recipe(tmp_path, tiny_flux, **{"train.steps": 4, "train.checkpoint_every": 2})
+    assert CliRunner().invoke(app, ["train", str(recipe)]).exit_code == 0
+    run = tmp_path / "run"
+    first, latest = (c.name for c in list_checkpoints(run))  # an earlier one than `latest` would take
+    out = tmp_path / "edit"
+    result = CliRunner().invoke(app, ["eval", "shapes-edit", "--run", str(run), "--per-type", "1", "--steps", "1",
+                                      "-o", str(out), "--edit-type", "color", "--no-identity", "--checkpoint", first])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "shapes_edit.json").read_text())["summary"]["per_type"]["color"]["n"] == 1
+    # a name that is not there: tests/test_bad_inputs.py ("eval shapes-edit: unknown checkpoint")
+
+
 def shapes_recipe(tmp_path, tiny_flux, **extra):
     return write_recipe(tmp_path / "shapes.toml", tiny_flux, tmp_path / "unused.jsonl", "byg",
                         **{"data.kind": "shapes_edit", "train.steps": 3, **extra})

@@ -7,8 +7,9 @@ keep their colour and ~25% of its colour edits read back right; 150 ByG steps ra
 preservation 4% -> 21%, success ~21% (stage 5: agreement 32% -> 94%, preservation 4% -> 12.5%, success 21% -> 25%; stage 4: agreement 49% -> 96%, success 46% -> 38%; stage 3: 45% ->
 93%, success 50% -> 25%: the editor moves toward copying its source, the pull measured in
 examples/reports/byg_shapes/FINDINGS.md). Success moves by less than the noise of 24 edits from stage to stage,
-so the guard asserts the preservation gain only: a break in the cycle / identity / routing path or in the source
-conditioning loses it. When the base draws crisp shapes, tighten it to edit success (issue #19).
+so the guard asserts the gains in pixel agreement and in preservation: a break in the cycle / identity / routing
+path or in the source conditioning loses them. Edit success is not asserted: on the stage-6 base, which draws
+crisp shapes, even 30-minute runs stay far below the bar (docs/byg_on_shapes.md), and 150 steps do not raise it.
 """
 
 from pathlib import Path
@@ -46,3 +47,5 @@ def test_a_short_byg_run_learns_to_keep_the_source_outside_the_edit(tmp_path, mo
     print(f"untrained: {untrained}\nafter {STEPS} ByG steps: {trained}")
     assert trained["pixel_agreement"] >= untrained["pixel_agreement"] + 0.2
     assert trained["pixel_agreement"] >= 0.8
+    # stage 6: 1 -> 5 of 24 colour edits keep their source; the guard asks for 2 more than the untrained LoRA's
+    assert trained["preservation"] >= untrained["preservation"] + 2 / 24 - 1e-9

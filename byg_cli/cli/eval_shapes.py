@@ -35,6 +35,7 @@ def eval_shapes_edit_command(
     seed: int = typer.Option(4321, "--seed", help="Seed of the held-out sources and the noise."),
     edit_types: Optional[List[str]] = typer.Option(None, "--edit-type", help="Only these edit types (repeatable)."),
     weights: Optional[str] = typer.Option(None, "--weights", help="'edit' (default) or 'ema'."),
+    checkpoint: str = typer.Option("latest", "--checkpoint", help="Checkpoint folder name, e.g. step-0001000."),
     identity: bool = typer.Option(True, "--identity/--no-identity",
                                   help="Also PER_TYPE identity checks: does the editor copy a source it is asked "
                                        "to keep as it is?"),
@@ -46,7 +47,7 @@ def eval_shapes_edit_command(
 
     check_edit_types(edit_types)
     out = out or run / "eval"
-    evaluate_edits(Editor.from_run(run, weights=weights), out, per_type=per_type, steps=steps, seed=seed,
+    evaluate_edits(Editor.from_run(run, checkpoint=checkpoint, weights=weights), out, per_type=per_type, steps=steps, seed=seed,
                    edit_types=edit_types, identity=identity)
     typer.echo((out / "shapes_edit.md").read_text())
 

@@ -49,6 +49,14 @@ def _captions(batch: dict, key: str) -> list[str]:
     return list(value)
 
 
+def identity_loss(model, batch: dict, x: torch.Tensor, x_t: torch.Tensor, eps: torch.Tensor,
+                  t: torch.Tensor) -> torch.Tensor:
+    """L_id per sample: the source as both input and condition, under the reverse instruction (an edit that is
+    already fulfilled), must come back unchanged."""
+    cond_rev = model.encode_text(_captions(batch, "reverse_instruction"))
+    return flow_loss(model.velocity(x_t, t, cond_rev, source=x, adapter="edit"), eps - x)
+
+
 def _mean_logs(**terms: torch.Tensor) -> dict[str, float]:
     return {k: float(v.detach().float().mean()) for k, v in terms.items()}
 
@@ -92,18 +100,26 @@ class T2IObjective:
 
 
 class SupervisedObjective:
-    """Eq. 1 on paired data: noise the ground-truth target, condition on the source (the paired baseline)."""
+    """Eq. 1 on paired data: noise the ground-truth target, condition on the source (the paired baseline).
+    With `copy_warmup_steps`, the first steps are ByG's identity steps (L_id alone), so that a comparison with
+    ByG can give both the same copy warm-up."""
 
     name = "supervised"
     trains = "lora"  # the edit LoRA; a run saves (and exports) it
 
-    def __init__(self, timesteps: TimestepSampler):
+    def __init__(self, timesteps: TimestepSampler, copy_warmup_steps: int = 0):
         self.timesteps = timesteps
+        self.copy_warmup_steps = copy_warmup_steps
 
     def __call__(self, batch: dict, model, step: int, generator: torch.Generator):
+        x = _latents(batch, "pixels", model)
+        if step < self.copy_warmup_steps:
+            t = draw_timesteps(self.timesteps, batch, x.shape[0], generator).to(x.device)
+            eps = draw_noise(tuple(x.shape), batch, generator).to(x)
+            loss = identity_loss(model, batch, x, noised(x, eps, t), eps, t).mean()
+            return loss, {"loss": float(loss.detach()), "identity": float(loss.detach()), "identity_step": 1.0}
         if batch.get("target_pixels") is None and batch.get("target_latents") is None:
             raise KeyError("the supervised objective needs paired data: the batch has no 'target_pixels'")
-        x = _latents(batch, "pixels", model)
         y = _latents(batch, "target_pixels", model)
         cond = model.encode_text(_captions(batch, "instruction"))
         t = draw_timesteps(self.timesteps, batch, y.shape[0], generator).to(y.device)
@@ -235,10 +251,7 @@ class BygObjective:
         identity_step = self.is_identity_step(step, generator)
 
         if identity_step:
-            cond_rev = model.encode_text(_captions(batch, "reverse_instruction"))
-            v_id = model.velocity(x_t, t, cond_rev, source=x, adapter="edit")
-            l_id = flow_loss(v_id, eps - x)
-            loss = l_id.mean()
+            loss = identity_loss(model, batch, x, x_t, eps, t).mean()
             return loss, {"loss": float(loss.detach()), "identity": float(loss.detach()), "identity_step": 1.0}
 
         instructions = _captions(batch, "instruction")
