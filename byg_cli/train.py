@@ -22,7 +22,7 @@ from byg_cli.distributed import full, like, optimizer_state_full, shard_optimize
 from byg_cli.data.sources import build_source
 from byg_cli.data.step_batches import BatchFeed, StepBatches
 from byg_cli.engine.ema import ema_update
-from byg_cli.engine.objectives import OBJECTIVES, BygObjective, SupervisedObjective, build_objective
+from byg_cli.engine.objectives import OBJECTIVES, BygObjective, build_objective
 from byg_cli.engine.schedule import TimestepSampler, lr_factor
 from byg_cli.errors import BygError
 from byg_cli.interrupts import StopRequest
@@ -52,7 +52,7 @@ def build_objective_from(cfg: Recipe, model=None, prior=None):
     if prior is not None:
         raise BygError(f"a prior replaces ByG's prior velocities: objective.name = '{o.name}' has none")
     if o.name == "supervised":
-        return SupervisedObjective(timesteps, o.copy_warmup_steps)
+        return build_objective(o.name, timesteps, copy_warmup_steps=o.copy_warmup_steps)
     posterior = None
     if o.target == "posterior":
         from byg_cli.data.shapes_posterior import ShapesPosterior

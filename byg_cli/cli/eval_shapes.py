@@ -47,8 +47,8 @@ def eval_shapes_edit_command(
 
     check_edit_types(edit_types)
     out = out or run / "eval"
-    evaluate_edits(Editor.from_run(run, checkpoint=checkpoint, weights=weights), out, per_type=per_type, steps=steps, seed=seed,
-                   edit_types=edit_types, identity=identity)
+    editor = Editor.from_run(run, checkpoint=checkpoint, weights=weights)
+    evaluate_edits(editor, out, per_type=per_type, steps=steps, seed=seed, edit_types=edit_types, identity=identity)
     typer.echo((out / "shapes_edit.md").read_text())
 
 

@@ -49,12 +49,12 @@ def _captions(batch: dict, key: str) -> list[str]:
     return list(value)
 
 
-def identity_loss(model, batch: dict, x: torch.Tensor, x_t: torch.Tensor, eps: torch.Tensor,
-                  t: torch.Tensor) -> torch.Tensor:
-    """L_id per sample: the source as both input and condition, under the reverse instruction (an edit that is
-    already fulfilled), must come back unchanged."""
+def identity_step(model, batch: dict, x: torch.Tensor, x_t: torch.Tensor, eps: torch.Tensor, t: torch.Tensor):
+    """An identity-only step, (loss, logs): the source as both input and condition, under the reverse instruction
+    (an edit that is already fulfilled), must come back unchanged (L_id)."""
     cond_rev = model.encode_text(_captions(batch, "reverse_instruction"))
-    return flow_loss(model.velocity(x_t, t, cond_rev, source=x, adapter="edit"), eps - x)
+    loss = flow_loss(model.velocity(x_t, t, cond_rev, source=x, adapter="edit"), eps - x).mean()
+    return loss, {"loss": float(loss.detach()), "identity": float(loss.detach()), "identity_step": 1.0}
 
 
 def _mean_logs(**terms: torch.Tensor) -> dict[str, float]:
@@ -116,8 +116,7 @@ class SupervisedObjective:
         if step < self.copy_warmup_steps:
             t = draw_timesteps(self.timesteps, batch, x.shape[0], generator).to(x.device)
             eps = draw_noise(tuple(x.shape), batch, generator).to(x)
-            loss = identity_loss(model, batch, x, noised(x, eps, t), eps, t).mean()
-            return loss, {"loss": float(loss.detach()), "identity": float(loss.detach()), "identity_step": 1.0}
+            return identity_step(model, batch, x, noised(x, eps, t), eps, t)
         if batch.get("target_pixels") is None and batch.get("target_latents") is None:
             raise KeyError("the supervised objective needs paired data: the batch has no 'target_pixels'")
         y = _latents(batch, "target_pixels", model)
@@ -248,11 +247,8 @@ class BygObjective:
         t = draw_timesteps(self.timesteps, batch, b, generator).to(x.device)
         eps = draw_noise(tuple(x.shape), batch, generator).to(x)
         x_t = noised(x, eps, t)
-        identity_step = self.is_identity_step(step, generator)
-
-        if identity_step:
-            loss = identity_loss(model, batch, x, x_t, eps, t).mean()
-            return loss, {"loss": float(loss.detach()), "identity": float(loss.detach()), "identity_step": 1.0}
+        if self.is_identity_step(step, generator):
+            return identity_step(model, batch, x, x_t, eps, t)
 
         instructions = _captions(batch, "instruction")
         reverse = _captions(batch, "reverse_instruction")
@@ -326,11 +322,11 @@ OBJECTIVES = {o.name: o for o in (BygObjective, SupervisedObjective, T2IObjectiv
 
 
 def build_objective(name: str, timesteps: TimestepSampler, byg: BygConfig | None = None,
-                    weighting: str = "velocity", posterior=None):
+                    weighting: str = "velocity", posterior=None, copy_warmup_steps: int = 0):
     if name == "byg":
         return BygObjective(timesteps, byg)
     if name == "supervised":
-        return SupervisedObjective(timesteps)
+        return SupervisedObjective(timesteps, copy_warmup_steps)
     if name == "t2i":
         return T2IObjective(timesteps, weighting, posterior)
     raise ValueError(f"unknown objective {name!r}; valid: {', '.join(OBJECTIVES)}")
