@@ -20,7 +20,8 @@ COMFYUI_FILE = "byg_lora_comfyui.safetensors"
 
 def exportable(cfg: Recipe) -> bool:
     """Whether the run trains a LoRA and its family has a layout other tools read (FLUX; not Wan yet)."""
-    return OBJECTIVES[cfg.objective.name].trains == "lora" and family(cfg.model.family).lora_export is not None
+    return (OBJECTIVES[cfg.objective.name].trains == "lora" and family(cfg.model.family).lora_export is not None
+            and cfg.model.lora_export_problem() is None)
 
 
 def export_lora(cfg: Recipe, run_dir: Path, *, checkpoint: str = "latest", fmt: Optional[str] = None,
@@ -30,6 +31,9 @@ def export_lora(cfg: Recipe, run_dir: Path, *, checkpoint: str = "latest", fmt: 
 
     if OBJECTIVES[cfg.objective.name].trains != "lora":
         raise BygError(f"export: a {cfg.objective.name} run trains full weights (RUN/model), not a LoRA")
+    problem = cfg.model.lora_export_problem()
+    if problem:
+        raise BygError(f"export: {problem}")
     fmt = fmt or cfg.export.format
     weights = weights or cfg.export.weights
     if fmt not in ("diffusers", "comfyui", "both"):

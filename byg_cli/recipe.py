@@ -120,6 +120,14 @@ class BygObjectiveConfig(_section_of(BygConfig, "byg")):
     def _known_ablations(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(known_names(list(value), ABLATIONS, "ablation"))
 
+    @field_validator("prior_t_max")
+    @classmethod
+    def _band_in_order(cls, value: float, info) -> float:
+        low = info.data.get("prior_t_min", 0.0)
+        if value < low:
+            raise ValueError(f"is below objective.prior_t_min ({low}): the prior's t band would be empty")
+        return value
+
     def keeps_ema_adapter(self) -> bool:
         return self.rollout_adapter == "ema"
 

@@ -174,6 +174,8 @@ CASES = {
     "model.lora_targets unknown": lambda w: train_case(w, 'model.lora_targets=["nonexistent"]'),
     "model.lora_targets empty": lambda w: train_case(w, "model.lora_targets=[]"),
     "model.family wan on flux": lambda w: train_case(w, 'model.family="wan"'),
+    "model.source_conditioning unknown": lambda w: train_case(w, 'model.source_conditioning="sideways"'),
+    "objective prior band empty": lambda w: train_case(w, "objective.prior_t_min=0.9", "objective.prior_t_max=0.2"),
     "--max-steps negative": lambda w: train_case(w, extra=("--max-steps", "-3")),
     # model folders
     "weights empty": lambda w: train_case(w, f'model.path="{w / "empty-weights"}"'),
@@ -259,6 +261,8 @@ NEEDLES = {
     "data.edit_types empty": "data.edit_types", "train.betas out of range": "train.betas",
     "train.steps a bool": "train.steps", "model.lora_targets unknown": "nonexistent",
     "model.lora_targets empty": "model.lora_targets", "model.family wan on flux": "model.family",
+    "model.source_conditioning unknown": "model.source_conditioning",
+    "objective prior band empty": "objective.prior_t_max",
     "--max-steps negative": "--max-steps", "weights empty": "diffusion_pytorch_model.safetensors",
     "weights truncated": "diffusion_pytorch_model.safetensors", "config not JSON": "config.json",
     "--weights unknown (export)": "--weights", "edit: blank instruction": "instruction",

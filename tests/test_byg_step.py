@@ -116,6 +116,25 @@ def test_prior_ramp_scales_only_the_prior_term(model, batch):
     assert BygObjective(TimestepSampler(), BygConfig(lambda_prior=2.0)).prior_weight(0) == 2.0
 
 
+def test_prior_band_drops_the_prior_of_exactly_the_samples_outside_it(model, batch):
+    """objective.prior_t_min / prior_t_max (experimental; 0 / 1 = Algorithm 1): a sample whose t lies outside the
+    band loses its prior terms and keeps its cycle and identity terms; every logged term itself is unchanged."""
+    lam = {"lambda_prior": 0.7, "lambda_id": 0.2, "lambda_cycle": 1.3, "alpha": 0.5}
+    full_loss, full, trace, _ = run_step(model, batch, **lam)
+    t = trace["t"]
+    assert len(set(t.tolist())) == len(t)  # distinct draws: a band can split the batch
+    lo, hi = float(t.max()), 1.0  # the band keeps the latest draw only
+    loss, logs, _, _ = run_step(model, batch, prior_t_min=lo, prior_t_max=hi, **lam)
+    terms = ("cycle", "identity", "prior_fwd", "prior_rev")
+    assert {k: logs[k] for k in terms} == pytest.approx({k: full[k] for k in terms}, rel=1e-6)
+    outside = (t < lo) | (t > hi)
+    assert 0 < int(outside.sum()) < len(t)
+    dropped = 0.7 * float((trace["prior_fwd"] + trace["prior_rev"])[outside].sum()) / len(t)
+    assert float(loss) == pytest.approx(float(full_loss) - dropped, rel=1e-5)
+    with pytest.raises(ValueError, match="prior_t_min"):
+        BygConfig(prior_t_min=0.8, prior_t_max=0.5)
+
+
 def test_supervised_warm_up_steps_are_byg_identity_steps(model, batch):
     """objective.copy_warmup_steps of the supervised baseline: its first steps are ByG's identity steps (the
     same loss for the same draws, no target needed), then paired steps, which need the target."""

@@ -153,6 +153,10 @@ class BygConfig:
     prior_ramp_steps: int = _option(0, ge=0, description="experimental: the prior's weight grows linearly from 0 "
                                                          "to lambda_prior over this many steps after the identity "
                                                          "warm-up (0: Algorithm 1, the full weight at once)")
+    prior_t_min: float = _option(0.0, ge=0, le=1, description="experimental: the prior terms count only for samples "
+                                                             "with t >= this (0: Algorithm 1, every t)")
+    prior_t_max: float = _option(1.0, ge=0, le=1, description="experimental: the prior terms count only for samples "
+                                                             "with t <= this (1: Algorithm 1, every t)")
     rollout_adapter: Literal["ema", "edit"] = _option(
         "ema", description="the rollout's model: G_EMA ('ema') or the current weights under no-grad ('edit')")
     batch_passes: bool = _option(True, description="reverse + identity in one forward of twice the batch; the "
@@ -172,6 +176,8 @@ class BygConfig:
         unknown = set(self.ablate) - set(ABLATIONS)
         if unknown:
             raise ValueError(f"unknown ablation(s) {sorted(unknown)}; valid: {', '.join(ABLATIONS)}")
+        if self.prior_t_min > self.prior_t_max:
+            raise ValueError(f"prior_t_min ({self.prior_t_min}) is above prior_t_max ({self.prior_t_max})")
         if self.rollout_adapter not in ("ema", "edit"):
             raise ValueError("rollout_adapter must be 'ema' or 'edit'")
 
@@ -220,6 +226,10 @@ class BygObjective:
         if ramp <= 0:
             return self.cfg.lambda_prior
         return self.cfg.lambda_prior * min(1.0, max(0, step - self.cfg.identity_warmup_steps + 1) / ramp)
+
+    def prior_mask(self, t: torch.Tensor) -> torch.Tensor:
+        """1 for the samples whose t lies in [prior_t_min, prior_t_max] (all of them under Algorithm 1), else 0."""
+        return ((t >= self.cfg.prior_t_min) & (t <= self.cfg.prior_t_max)).to(t.dtype)
 
     def rollout_nodes(self, model, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The rollout's per-sample grid with t inserted (rollout_grid): the backbone's own inference grid of
@@ -305,7 +315,8 @@ class BygObjective:
         else:
             p_fwd = d_fwd = m_fwd = p_rev = d_rev = m_rev = zeros
         cycle_term = zeros if self.off("no_cycle") else cfg.lambda_cycle * l_cycle
-        per_sample = cycle_term + self.prior_weight(step) * (p_fwd + p_rev) + cfg.lambda_id * l_id
+        prior_weight = self.prior_weight(step) * self.prior_mask(t).to(p_fwd)
+        per_sample = cycle_term + prior_weight * (p_fwd + p_rev) + cfg.lambda_id * l_id
         loss = per_sample.mean()
 
         if self.trace is not None:

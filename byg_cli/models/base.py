@@ -159,4 +159,8 @@ class ModelConfig(Section):
     train_text_encoder: bool = Field(False, description="t2i only: train the text encoders too")
     create: Optional[CreateConfig] = None  # each family narrows this to its own tiny-model section
 
+    def lora_export_problem(self) -> Optional[str]:
+        """Why a LoRA trained under these settings has no layout other tools read (None: it has one)."""
+        return None
+
 

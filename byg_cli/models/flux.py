@@ -46,9 +46,19 @@ class FluxModelConfig(ModelConfig):
     family: Literal["flux"] = "flux"
     guidance: float = Field(3.5, description="FLUX.1-dev guidance embedding value, used in every pass")
     source_id_offset: float = Field(1.0, description="first position-id coordinate of source tokens (Kontext: 1)")
+    source_conditioning: Literal["tokens", "channels"] = Field(
+        "tokens", description="how G_edit sees the source: 'tokens' (FLUX Kontext: source tokens after the noisy "
+                              "ones) or 'channels' (the source's token beside each noisy token through a zero-started "
+                              "projection that the LoRA trains, the paper's appendix B.2 alternative)")
     attention_backend: Optional[str] = Field(
         None, description="diffusers attention backend (default: 'native' = torch SDPA), e.g. 'flash', '_native_cudnn'")
     create: Optional[FluxCreateConfig] = None
+
+    def lora_export_problem(self) -> Optional[str]:
+        if self.source_conditioning == "channels":
+            return ("model.source_conditioning = 'channels' has no diffusers or ComfyUI layout (FLUX Kontext reads "
+                    "source tokens); `byg edit --run` uses the run folder as it is")
+        return None
 
 
 def pack(latents: torch.Tensor) -> torch.Tensor:
@@ -64,6 +74,26 @@ def unpack(tokens: torch.Tensor, channels: int, height: int, width: int) -> torc
     b = tokens.shape[0]
     x = tokens.view(b, height // 2, width // 2, channels, 2, 2).permute(0, 3, 1, 4, 2, 5)
     return x.reshape(b, channels, height, width)
+
+
+class SourceEmbedder(torch.nn.Linear):
+    """FLUX's x_embedder for `source_conditioning = "channels"`: the same weights (the same state-dict keys) plus
+    `source`, a bias-free projection of the source's token at the same position whose base weight is zero. The
+    LoRA on it (target "x_embedder.source") is what learns to read the source; the frozen base never sees one."""
+
+    def __init__(self, embedder: torch.nn.Linear):
+        super().__init__(embedder.in_features, embedder.out_features, bias=embedder.bias is not None,
+                         device=embedder.weight.device, dtype=embedder.weight.dtype)
+        self.weight, self.bias = embedder.weight, embedder.bias
+        self.source = torch.nn.Linear(embedder.in_features, embedder.out_features, bias=False,
+                                      device=embedder.weight.device, dtype=embedder.weight.dtype)
+        torch.nn.init.zeros_(self.source.weight)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        if tokens.shape[-1] == self.in_features:
+            return super().forward(tokens)
+        noisy, source = tokens.split(self.in_features, dim=-1)
+        return super().forward(noisy) + self.source(source)
 
 
 def image_ids(height: int, width: int, first: float = 0.0, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -86,12 +116,16 @@ class FluxBackbone(LoraAdapters, CachedText, CodecCalls, torch.nn.Module):
     _ddp = None  # the transformer wrapped for multi-process training (DDP), if any
 
     def __init__(self, transformer, codec, text: FluxTextEncoder, scheduler_config: dict,
-                 guidance: float = 3.5, source_id_offset: float = 1.0):
+                 guidance: float = 3.5, source_id_offset: float = 1.0, source_conditioning: str = "tokens"):
         super().__init__()
         self.transformer, self.codec, self.text = transformer, codec, text
         self.scheduler_config = dict(scheduler_config)
         self.guidance = float(guidance)
         self.source_id_offset = float(source_id_offset)
+        self.source_conditioning = source_conditioning
+        if source_conditioning == "channels":
+            transformer.x_embedder = SourceEmbedder(transformer.x_embedder)
+            self.default_lora_targets = DEFAULT_LORA_TARGETS + ("x_embedder.source",)
         # What the transformer's output means: "velocity" (FLUX.1: v ~= eps - y) or "sample" (the clean latent,
         # turned into v = (y_t - y_hat) / max(t, t_min)). Pixel-space tiny bases learn far faster predicting the
         # clean sample: the noise then passes through analytically instead of through the network.
@@ -101,12 +135,13 @@ class FluxBackbone(LoraAdapters, CachedText, CodecCalls, torch.nn.Module):
     @classmethod
     def from_config(cls, cfg: FluxModelConfig, dtype: torch.dtype) -> "FluxBackbone":
         return cls.load(cfg.path, dtype=dtype, guidance=cfg.guidance, source_id_offset=cfg.source_id_offset,
-                        max_sequence_length=cfg.max_sequence_length, attention_backend=cfg.attention_backend)
+                        max_sequence_length=cfg.max_sequence_length, attention_backend=cfg.attention_backend,
+                        source_conditioning=cfg.source_conditioning)
 
     @classmethod
     def load(cls, path: Path, dtype: torch.dtype = torch.float32, guidance: float = 3.5,
              source_id_offset: float = 1.0, max_sequence_length: int | None = None,
-             attention_backend: str | None = None) -> "FluxBackbone":
+             attention_backend: str | None = None, source_conditioning: str = "tokens") -> "FluxBackbone":
         """A diffusers FLUX folder (FLUX.1-dev or a tiny one of the same layout). Attention runs through diffusers'
         dispatcher, whose default backend is torch's scaled_dot_product_attention; `attention_backend` picks
         another one (e.g. "flash", "_native_cudnn")."""
@@ -135,7 +170,8 @@ class FluxBackbone(LoraAdapters, CachedText, CodecCalls, torch.nn.Module):
                 transformer.set_attention_backend(attention_backend)
             except (ValueError, RuntimeError, ImportError) as err:
                 raise BygError(f"model.attention_backend: '{attention_backend}' is not usable here ({err})") from None
-        model = cls(transformer, codec, text, scheduler_config, guidance=guidance, source_id_offset=source_id_offset)
+        model = cls(transformer, codec, text, scheduler_config, guidance=guidance, source_id_offset=source_id_offset,
+                    source_conditioning=source_conditioning)
         model.root = root.resolve()
         model.read_byg_config(root)
         model.requires_grad_(False)
@@ -254,7 +290,9 @@ class FluxBackbone(LoraAdapters, CachedText, CodecCalls, torch.nn.Module):
         tokens = pack(y_t.to(dev, dtype))
         n = tokens.shape[1]
         ids = image_ids(h, w, 0.0, dev, dtype)
-        if source is not None:
+        if source is not None and self.source_conditioning == "channels":
+            tokens = torch.cat([tokens, pack(source.to(dev, dtype))], dim=2)
+        elif source is not None:
             tokens = torch.cat([tokens, pack(source.to(dev, dtype))], dim=1)
             ids = torch.cat([ids, image_ids(h, w, self.source_id_offset, dev, dtype)], dim=0)
         kwargs = {}
