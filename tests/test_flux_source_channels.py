@@ -30,6 +30,9 @@ def test_the_source_is_invisible_until_its_lora_learns_and_the_base_keeps_its_we
     model.add_adapters(4, 4.0)
     assert {n for n, _ in model.lora_named_parameters("edit") if "x_embedder" in n} == {
         "x_embedder.source.lora_A.edit.weight", "x_embedder.source.lora_B.edit.weight"}
+    named = FluxBackbone.load(folder, source_conditioning="channels")
+    named.add_adapters(4, 4.0, ("attn.to_q",))  # a recipe's own lora_targets: the source projection joins them
+    assert {n.split(".lora_")[0] for n, _ in named.lora_named_parameters("edit")} >= {"x_embedder.source"}
     y, source, t, cond = _inputs(model)
     with torch.no_grad():
         base = tokens.velocity(y, t, cond, source=None, adapter=None)

@@ -3,7 +3,8 @@
 One copy of the base weights serves three models: G_t2i (no adapter: LoRA scale 0), G_edit (the trainable
 "edit" LoRA) and G_EMA (the frozen "ema" LoRA). Source conditioning follows FLUX Kontext: the source latent
 is packed into tokens and concatenated after the noisy tokens, with position ids whose first coordinate is
-`source_id_offset` (1 in Kontext); the output is sliced back to the noisy tokens.
+`source_id_offset` (1 in Kontext); the output is sliced back to the noisy tokens. With `source_conditioning =
+"channels"` (experimental) each noisy token carries its source token instead, read through `SourceEmbedder`.
 """
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ class SourceEmbedder(torch.nn.Linear):
     `source`, a bias-free projection of the source's token at the same position whose base weight is zero. The
     LoRA on it (target "x_embedder.source") is what learns to read the source; the frozen base never sees one."""
 
+    LORA_TARGET = "x_embedder.source"
+
     def __init__(self, embedder: torch.nn.Linear):
         super().__init__(embedder.in_features, embedder.out_features, bias=embedder.bias is not None,
                          device=embedder.weight.device, dtype=embedder.weight.dtype)
@@ -125,11 +128,19 @@ class FluxBackbone(LoraAdapters, CachedText, CodecCalls, torch.nn.Module):
         self.source_conditioning = source_conditioning
         if source_conditioning == "channels":
             transformer.x_embedder = SourceEmbedder(transformer.x_embedder)
-            self.default_lora_targets = DEFAULT_LORA_TARGETS + ("x_embedder.source",)
         # What the transformer's output means: "velocity" (FLUX.1: v ~= eps - y) or "sample" (the clean latent,
         # turned into v = (y_t - y_hat) / max(t, t_min)). Pixel-space tiny bases learn far faster predicting the
         # clean sample: the noise then passes through analytically instead of through the network.
         self.prediction, self.prediction_t_min = "velocity", 0.05
+
+    def add_adapters(self, rank: int, alpha: float, targets: Optional[tuple[str, ...]] = None,
+                     dropout: float = 0.0) -> None:
+        """LoraAdapters.add_adapters; under channels conditioning the source projection is always a target (without
+        its LoRA the editor could never read the source)."""
+        targets = tuple(targets or self.default_lora_targets)
+        if self.source_conditioning == "channels" and SourceEmbedder.LORA_TARGET not in targets:
+            targets += (SourceEmbedder.LORA_TARGET,)
+        super().add_adapters(rank, alpha, targets, dropout)
 
     # ----------------------------------------------------------------------------------------------- loading
     @classmethod
