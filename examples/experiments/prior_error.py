@@ -40,6 +40,16 @@ def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.cosine_similarity(a.flatten(1), b.flatten(1), dim=1)
 
 
+def exact_velocities(model: FluxBackbone, posterior: ShapesPosterior, y_t: torch.Tensor, t: float,
+                     edits) -> tuple[torch.Tensor, torch.Tensor]:
+    """The world's exact velocities at y_t for each edit's source and target captions:
+    v*(y, p) = (y - E[x | y, p]) / t."""
+    tt, pixels = torch.full((len(edits),), t), model.decode(y_t)
+    source, target = [(y_t - model.encode(posterior(pixels, tt, [getattr(e, side) for e in edits]))) / t
+                      for side in ("source", "target")]
+    return source, target
+
+
 class Probe:
     """One edit type's evaluation sources, their captions and the exact posterior, on one backbone."""
 
@@ -57,10 +67,8 @@ class Probe:
         eps = torch.randn(self.x.shape, generator=self.generator)
         tt = torch.full((n,), t)
         x_t = (1 - t) * self.x + t * eps
-        pixels = m.decode(x_t)
-        exact = [(x_t - m.encode(self.posterior(pixels, tt, [getattr(e, side) for e in self.edits]))) / t
-                 for side in ("source", "target")]
-        return dict(t=tt, eps=eps, x_t=x_t, exact_src=exact[0], exact_tgt=exact[1],
+        exact_src, exact_tgt = exact_velocities(m, self.posterior, x_t, t, self.edits)
+        return dict(t=tt, eps=eps, x_t=x_t, exact_src=exact_src, exact_tgt=exact_tgt,
                     src=m.velocity(x_t, tt, self.c_src, source=None, adapter=None),
                     tgt=m.velocity(x_t, tt, self.c_tgt, source=None, adapter=None))
 

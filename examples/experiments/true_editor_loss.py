@@ -1,4 +1,4 @@
-"""Does ByG's prior loss prefer the editor we want? Its terms for the perfect editor against one that forgets the source.
+"""Does ByG's prior loss prefer the editor we want? The perfect editor against one that forgets its source.
 
 For evaluation edits of each core type (`evaluation_edits`, seed 1234) with their rendered ground-truth targets y, at
 noise levels t, the pseudo-target a perfect editor's rollout would reach, y_t = (1 - t) y + t eps. There the
@@ -28,12 +28,9 @@ from byg_cli.data.shapes import render
 from byg_cli.data.shapes_edits import CORE_EDIT_TYPES, evaluation_edits
 from byg_cli.data.shapes_posterior import ShapesPosterior
 from byg_cli.models.flux import FluxBackbone
+from prior_error import _cos, exact_velocities  # this folder's sibling script (on sys.path when run as a script)
 
 TIMES = (0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95)
-
-
-def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return torch.nn.functional.cosine_similarity(a.flatten(1), b.flatten(1), dim=1)
 
 
 def _mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -58,9 +55,7 @@ def table(model: FluxBackbone, count: int, seed: int = 1234, size: int = 32) -> 
             v = eps - y
             v_src = model.velocity(y_t, tt, c_src, source=None, adapter=None)
             v_tgt = model.velocity(y_t, tt, c_tgt, source=None, adapter=None)
-            pixels = model.decode(y_t)
-            exact = [(y_t - model.encode(posterior(pixels, tt, [getattr(e, side) for e in edits]))) / t
-                     for side in ("source", "target")]
+            exact = exact_velocities(model, posterior, y_t, t, edits)
             x_t = (1 - t) * x + t * eps
             flow = _mse(model.velocity(x_t, tt, c_src, source=None, adapter=None), eps - x)
             cells = [1 - _cos(v - v_src, v_tgt - v_src), 1 - _cos(v - exact[0], exact[1] - exact[0]),
