@@ -135,6 +135,22 @@ def test_prior_band_drops_the_prior_of_exactly_the_samples_outside_it(model, bat
         BygConfig(prior_t_min=0.8, prior_t_max=0.5)
 
 
+def test_projection_direction_changes_only_the_directional_terms(model, batch):
+    """objective.prior_direction = "projection" (experimental) swaps Eq. 2's cosine for the projected term, on the
+    same velocities: the cycle, identity and MSE anchor terms are the cosine run's, and the loss sums the same way."""
+    lam = {"lambda_prior": 0.7, "lambda_id": 0.2, "lambda_cycle": 1.3, "alpha": 0.5}
+    _, cos, _, _ = run_step(model, batch, **lam)
+    loss, proj, _, _ = run_step(model, batch, prior_direction="projection", **lam)
+    same = ("cycle", "identity", "mse_fwd", "mse_rev")
+    assert {k: proj[k] for k in same} == pytest.approx({k: cos[k] for k in same}, rel=1e-6)
+    assert proj["dir_fwd"] != pytest.approx(cos["dir_fwd"], rel=1e-3)
+    assert proj["prior_fwd"] == pytest.approx(proj["dir_fwd"] + 0.5 * proj["mse_fwd"], rel=1e-5)
+    total = 1.3 * proj["cycle"] + 0.7 * (proj["prior_fwd"] + proj["prior_rev"]) + 0.2 * proj["identity"]
+    assert float(loss) == pytest.approx(total, rel=1e-5)
+    with pytest.raises(ValueError, match="prior_direction"):
+        BygConfig(prior_direction="sine")
+
+
 def test_supervised_warm_up_steps_are_byg_identity_steps(model, batch):
     """objective.copy_warmup_steps of the supervised baseline: its first steps are ByG's identity steps (the
     same loss for the same draws, no target needed), then paired steps, which need the target."""

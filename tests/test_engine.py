@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from byg_cli.engine.ema import ema_update
-from byg_cli.engine.losses import directional_loss, flow_loss, flow_weight, prior_loss
+from byg_cli.engine.losses import directional_loss, flow_loss, flow_weight, prior_loss, projected_directional_loss
 from byg_cli.engine.rollout import bootstrap
 from byg_cli.engine.routing import ste_route
 from byg_cli.engine.schedule import TimestepSampler, lr_factor, rollout_grid, sigma_grid, time_shift
@@ -84,6 +84,23 @@ def test_directional_term_is_invariant_to_scaling_the_edit_direction():
         scaled = v_src + k * (v_tgt - v_src)
         assert torch.allclose(directional_loss(v, v_src, scaled), base, atol=1e-6)
     assert not torch.allclose(directional_loss(v, v_src, v_src - (v_tgt - v_src)), base)
+
+
+def test_projected_directional_term_charges_only_the_move_along_the_caption_difference():
+    """objective.prior_direction = "projection" (experimental): what the editor does orthogonally to d = v_tgt - v_src
+    costs nothing (1 - cos charges it), its length along d is charged by Huber(1 - c), linear beyond 1 of c = 1."""
+    g = torch.Generator().manual_seed(0)
+    v_src, v_tgt = torch.randn(3, 16, generator=g), torch.randn(3, 16, generator=g)
+    d = v_tgt - v_src
+    side = torch.randn(3, 16, generator=g)
+    side -= (side * d).sum(1, keepdim=True) / d.pow(2).sum(1, keepdim=True) * d  # orthogonal to d, per sample
+    for c, want in ((1.0, 0.0), (0.0, 0.5), (0.5, 0.125), (4.0, 2.5), (-2.0, 2.5)):
+        v = v_src + c * d + 5 * side
+        got = projected_directional_loss(v, v_src, v_tgt)
+        assert torch.allclose(got, torch.full((3,), want), atol=1e-5), (c, got)
+    assert directional_loss(v_tgt + 5 * side, v_src, v_tgt).min() > 0.1  # the cosine charges the orthogonal move
+    total, dirl, mse = prior_loss(v_tgt + side, v_src, v_tgt, alpha=0.5, direction="projection")
+    assert torch.allclose(dirl, torch.zeros(3), atol=1e-5) and torch.allclose(total, 0.5 * mse)
 
 
 def test_prior_loss_without_directional_keeps_only_the_weighted_mse():

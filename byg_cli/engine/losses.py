@@ -33,13 +33,29 @@ def directional_loss(v: torch.Tensor, v_src: torch.Tensor, v_tgt: torch.Tensor, 
     return 1.0 - cos
 
 
+def projected_directional_loss(v: torch.Tensor, v_src: torch.Tensor, v_tgt: torch.Tensor,
+                                eps: float = 1e-8) -> torch.Tensor:
+    """Huber(1 - c) per sample, c = <v - v_src, d> / |d|^2 with d = v_tgt - v_src (experimental, beside Eq. 2).
+
+    c is how far the editor moves along the caption difference d, in units of the base's own move (1: as far).
+    Only that one component is charged: what the editor does orthogonally to d (the source's layout, which the
+    base's caption-conditioned mean cannot know at high noise) is free, where 1 - cos charges all of it. Huber
+    (quadratic within 1 of c = 1, linear beyond) keeps a sample whose d is tiny from ruling the batch."""
+    a = _flat(v) - _flat(v_src)
+    b = _flat(v_tgt) - _flat(v_src)
+    c = (a * b).sum(1) / b.pow(2).sum(1).clamp_min(eps)
+    return torch.nn.functional.huber_loss(c, torch.ones_like(c), reduction="none", delta=1.0)
+
+
 def prior_loss(v: torch.Tensor, v_src: torch.Tensor, v_tgt: torch.Tensor, alpha: float,
-               directional: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+               directional: bool = True, direction: str = "cosine") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """L_prior = L_dir + alpha * ||v - v_tgt||^2, per sample, over the target latent only.
 
-    Returns (total, dir, mse). With directional=False (the "w/o directional loss" ablation) only the MSE
+    Returns (total, dir, mse). L_dir is Eq. 2's cosine, or with direction="projection" the experimental
+    `projected_directional_loss`. With directional=False (the "w/o directional loss" ablation) only the MSE
     anchor remains: total = alpha * mse.
     """
     mse = flow_loss(v, v_tgt)
-    dirl = directional_loss(v, v_src, v_tgt) if directional else torch.zeros_like(mse)
+    term = projected_directional_loss if direction == "projection" else directional_loss
+    dirl = term(v, v_src, v_tgt) if directional else torch.zeros_like(mse)
     return dirl + alpha * mse, dirl, mse

@@ -157,6 +157,10 @@ class BygConfig:
                                                              "with t >= this (0: Algorithm 1, every t)")
     prior_t_max: float = _option(1.0, ge=0, le=1, description="experimental: the prior terms count only for samples "
                                                              "with t <= this (1: Algorithm 1, every t)")
+    prior_direction: Literal["cosine", "projection"] = _option(
+        "cosine", description="experimental: the prior's directional term; 'cosine': Eq. 2, 1 - cos(v - v_src, "
+                              "v_tgt - v_src); 'projection': only the editor's move along the caption difference is "
+                              "charged (Huber of 1 - c, c its length in units of the base's move)")
     rollout_adapter: Literal["ema", "edit"] = _option(
         "ema", description="the rollout's model: G_EMA ('ema') or the current weights under no-grad ('edit')")
     batch_passes: bool = _option(True, description="reverse + identity in one forward of twice the batch; the "
@@ -180,6 +184,8 @@ class BygConfig:
             raise ValueError(f"prior_t_min ({self.prior_t_min}) is above prior_t_max ({self.prior_t_max})")
         if self.rollout_adapter not in ("ema", "edit"):
             raise ValueError("rollout_adapter must be 'ema' or 'edit'")
+        if self.prior_direction not in ("cosine", "projection"):
+            raise ValueError("prior_direction must be 'cosine' or 'projection'")
 
 
 class BygObjective:
@@ -310,8 +316,9 @@ class BygObjective:
         zeros = torch.zeros_like(l_cycle)
         directional = not self.off("no_directional")
         if regularize:
-            p_fwd, d_fwd, m_fwd = prior_loss(v_fwd, v_src, v_tgt, cfg.alpha, directional)
-            p_rev, d_rev, m_rev = prior_loss(v_rev, v_src_rev, v_tgt_rev, cfg.alpha, directional)
+            p_fwd, d_fwd, m_fwd = prior_loss(v_fwd, v_src, v_tgt, cfg.alpha, directional, cfg.prior_direction)
+            p_rev, d_rev, m_rev = prior_loss(v_rev, v_src_rev, v_tgt_rev, cfg.alpha, directional,
+                                             cfg.prior_direction)
         else:
             p_fwd = d_fwd = m_fwd = p_rev = d_rev = m_rev = zeros
         cycle_term = zeros if self.off("no_cycle") else cfg.lambda_cycle * l_cycle

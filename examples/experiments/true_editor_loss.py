@@ -7,7 +7,9 @@ prior loss reads). The table gives, per edit type and t, for that perfect editor
 
 - L_dir = 1 - cos(v - v_src, v_tgt - v_src) (Eq. 2) against the base's prior, and against the world's exact one
   (v*(y_t, p) = (y_t - E[x | y_t, p]) / t, byg_cli/data/shapes_posterior.py): a perfect base's;
-- L_MSE = mean (v - v_tgt)^2 (the anchor, before alpha).
+- L_MSE = mean (v - v_tgt)^2 (the anchor, before alpha);
+- L_proj, the experimental `objective.prior_direction = "projection"` term (byg_cli.engine.losses
+  .projected_directional_loss): only the editor's move along v_tgt - v_src is charged, against either prior.
 
 An editor that ignores its source and follows the target caption, v = v_tgt, scores L_dir = 0 and L_MSE = 0 by
 construction, and pays instead in the cycle term (its reverse pass cannot find the source's layout again). The last
@@ -27,6 +29,7 @@ from byg_cli.data.images import to_tensor
 from byg_cli.data.shapes import render
 from byg_cli.data.shapes_edits import CORE_EDIT_TYPES, evaluation_edits
 from byg_cli.data.shapes_posterior import ShapesPosterior
+from byg_cli.engine.losses import projected_directional_loss
 from byg_cli.models.flux import FluxBackbone
 from prior_error import _cos, exact_velocities  # this folder's sibling script (on sys.path when run as a script)
 
@@ -40,8 +43,9 @@ def _mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def table(model: FluxBackbone, count: int, seed: int = 1234, size: int = 32) -> None:
     posterior = ShapesPosterior(size)
     generator = torch.Generator().manual_seed(seed)
-    print("| edit type | t | L_dir, base's prior | L_dir, exact prior | L_MSE | source flow error (no source seen) |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| edit type | t | L_dir, base's prior | L_dir, exact prior | L_MSE | L_proj, base's prior "
+          "| L_proj, exact prior | source flow error (no source seen) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for kind in CORE_EDIT_TYPES:
         edits = evaluation_edits(seed, count, [kind], image_size=size)
         x = model.encode(torch.stack([to_tensor(render(e.source, size)) for e in edits]))
@@ -59,7 +63,8 @@ def table(model: FluxBackbone, count: int, seed: int = 1234, size: int = 32) -> 
             x_t = (1 - t) * x + t * eps
             flow = _mse(model.velocity(x_t, tt, c_src, source=None, adapter=None), eps - x)
             cells = [1 - _cos(v - v_src, v_tgt - v_src), 1 - _cos(v - exact[0], exact[1] - exact[0]),
-                     _mse(v, v_tgt), flow]
+                     _mse(v, v_tgt), projected_directional_loss(v, v_src, v_tgt),
+                     projected_directional_loss(v, *exact), flow]
             print(f"| {kind} | {t} | " + " | ".join(f"{float(c.mean()):.3f}" for c in cells) + " |")
 
 
