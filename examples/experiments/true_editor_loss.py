@@ -9,7 +9,11 @@ prior loss reads). The table gives, per edit type and t, for that perfect editor
   (v*(y_t, p) = (y_t - E[x | y_t, p]) / t, byg_cli/data/shapes_posterior.py): a perfect base's;
 - L_MSE = mean (v - v_tgt)^2 (the anchor, before alpha);
 - L_proj, the experimental `objective.prior_direction = "projection"` term (byg_cli.engine.losses
-  .projected_directional_loss): only the editor's move along v_tgt - v_src is charged, against either prior.
+  .projected_directional_loss): only the editor's move along v_tgt - v_src is charged, against either prior;
+- L_dir measured from the source (a variant of Eq. 2, not in byg): 1 - cos(v - v_copy, v_tgt - v_src) with
+  v_copy = (y_t - x) / t, the velocity whose one-step prediction is the source, so the residual is the editor's
+  own edit x - y_hat in image space; for the perfect editor and for the one that follows the target caption (an
+  editor whose residual should carry the source's layout error there).
 
 An editor that ignores its source and follows the target caption, v = v_tgt, scores L_dir = 0 and L_MSE = 0 by
 construction, and pays instead in the cycle term (its reverse pass cannot find the source's layout again). The last
@@ -44,8 +48,9 @@ def table(model: FluxBackbone, count: int, seed: int = 1234, size: int = 32) -> 
     posterior = ShapesPosterior(size)
     generator = torch.Generator().manual_seed(seed)
     print("| edit type | t | L_dir, base's prior | L_dir, exact prior | L_MSE | L_proj, base's prior "
-          "| L_proj, exact prior | source flow error (no source seen) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+          "| L_proj, exact prior | source flow error (no source seen) | L_dir from the source: perfect "
+          "| same: follows the target caption |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for kind in CORE_EDIT_TYPES:
         edits = evaluation_edits(seed, count, [kind], image_size=size)
         x = model.encode(torch.stack([to_tensor(render(e.source, size)) for e in edits]))
@@ -62,9 +67,11 @@ def table(model: FluxBackbone, count: int, seed: int = 1234, size: int = 32) -> 
             exact = exact_velocities(model, posterior, y_t, t, edits)
             x_t = (1 - t) * x + t * eps
             flow = _mse(model.velocity(x_t, tt, c_src, source=None, adapter=None), eps - x)
+            v_copy = (y_t - x) / t
             cells = [1 - _cos(v - v_src, v_tgt - v_src), 1 - _cos(v - exact[0], exact[1] - exact[0]),
                      _mse(v, v_tgt), projected_directional_loss(v, v_src, v_tgt),
-                     projected_directional_loss(v, *exact), flow]
+                     projected_directional_loss(v, *exact), flow,
+                     1 - _cos(v - v_copy, v_tgt - v_src), 1 - _cos(v_tgt - v_copy, v_tgt - v_src)]
             print(f"| {kind} | {t} | " + " | ".join(f"{float(c.mean()):.3f}" for c in cells) + " |")
 
 
