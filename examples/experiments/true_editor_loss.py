@@ -12,8 +12,8 @@ prior loss reads). The table gives, per edit type and t, for that perfect editor
   .projected_directional_loss): only the editor's move along v_tgt - v_src is charged, against either prior;
 - L_dir measured from the source (a variant of Eq. 2, not in byg): 1 - cos(v - v_copy, v_tgt - v_src) with
   v_copy = (y_t - x) / t, the velocity whose one-step prediction is the source, so the residual is the editor's
-  own edit x - y_hat in image space; for the perfect editor and for the one that follows the target caption (an
-  editor whose residual should carry the source's layout error there).
+  own edit x - y_hat in image space; for the perfect editor and for the one that follows the target caption
+  (whose image-space edit also redraws the layout, so this variant would charge it more if it favoured keeping it).
 
 An editor that ignores its source and follows the target caption, v = v_tgt, scores L_dir = 0 and L_MSE = 0 by
 construction, and pays instead in the cycle term (its reverse pass cannot find the source's layout again). The last
