@@ -33,7 +33,7 @@ from byg_cli.data.images import to_tensor
 from byg_cli.data.shapes import render
 from byg_cli.data.shapes_edits import CORE_EDIT_TYPES, evaluation_edits
 from byg_cli.data.shapes_posterior import ShapesPosterior
-from byg_cli.engine.losses import projected_directional_loss
+from byg_cli.engine.losses import directional_loss, projected_directional_loss
 from byg_cli.models.flux import FluxBackbone
 from prior_error import _cos, exact_velocities  # this folder's sibling script (on sys.path when run as a script)
 
@@ -68,7 +68,7 @@ def table(model: FluxBackbone, count: int, seed: int = 1234, size: int = 32) -> 
             x_t = (1 - t) * x + t * eps
             flow = _mse(model.velocity(x_t, tt, c_src, source=None, adapter=None), eps - x)
             v_copy = (y_t - x) / t
-            cells = [1 - _cos(v - v_src, v_tgt - v_src), 1 - _cos(v - exact[0], exact[1] - exact[0]),
+            cells = [directional_loss(v, v_src, v_tgt), directional_loss(v, *exact),
                      _mse(v, v_tgt), projected_directional_loss(v, v_src, v_tgt),
                      projected_directional_loss(v, *exact), flow,
                      1 - _cos(v - v_copy, v_tgt - v_src), 1 - _cos(v_tgt - v_copy, v_tgt - v_src)]
