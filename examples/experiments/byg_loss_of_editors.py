@@ -16,13 +16,14 @@ pays more than the one that forgets them, the loss itself prefers forgetting.
 """
 
 import argparse
-import math
 import tempfile
 from pathlib import Path
 
 import torch
 
 from byg_cli import checkpoint as ckpt
+from byg_cli.engine.ema import ema_update
+from byg_cli.eval.stats import mean_sem
 from byg_cli.recipe import load_recipe
 from byg_cli.train import Trainer
 
@@ -35,7 +36,7 @@ def losses_of(trainer: Trainer, folder: Path, batches: int) -> list[dict[str, fl
     if edit is None:
         raise SystemExit(f"{folder}: no trainable.safetensors")
     trainer.load_trainable_state(edit)
-    trainer.model.load_lora_state_dict("ema", trainer.model.lora_state_dict("edit"))
+    ema_update(trainer.model.lora_parameters("ema"), trainer.model.lora_parameters("edit"), 0.0)  # G_EMA := G_edit
     generator = torch.Generator().manual_seed(trainer.cfg.run.seed * 1000)
     step = trainer.cfg.objective.identity_warmup_steps  # past the warm-up: every step is a ByG step
     rows = []
@@ -69,10 +70,8 @@ def main() -> None:
     print("|---|---:|" + "---:|" * (len(TERMS) - 1))
     for name, rows in results.items():
         mean = {t: sum(r[t] for r in rows) / len(rows) for t in TERMS}
-        diffs = [r["loss"] - f["loss"] for r, f in zip(rows, first)]
-        d_mean = sum(diffs) / len(diffs)
-        se = math.sqrt(sum((d - d_mean) ** 2 for d in diffs) / max(1, len(diffs) - 1) / len(diffs))
-        print(f"| {name} | {mean['loss']:.3f} ({d_mean:+.3f} ± {se:.3f}) | "
+        paired = mean_sem(r["loss"] - f["loss"] for r, f in zip(rows, first))
+        print(f"| {name} | {mean['loss']:.3f} ({paired.mean:+.3f} ± {paired.sem:.3f}) | "
               + " | ".join(f"{mean[t]:.3f}" for t in TERMS[1:]) + " |")
 
 
