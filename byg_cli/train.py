@@ -8,6 +8,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -81,6 +82,15 @@ def fingerprint(tensors: list[torch.Tensor]) -> str:
     for x in tensors:
         h.update(x.detach().float().contiguous().cpu().numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+def untrained_beside_trained(ema: dict[str, torch.Tensor], trained: dict[str, torch.Tensor]) -> bool:
+    """An "ema" LoRA still as created (every lora_B zero) beside a trained edit LoRA: what checkpoints of runs
+    without G_EMA held before they stopped writing one. It was never a teacher."""
+    def has_b(sd: dict[str, torch.Tensor]) -> bool:
+        return any(bool(v.any()) for k, v in sd.items() if "lora_B" in k)
+
+    return not has_b(ema) and has_b(trained)
 
 
 class Trainer:
@@ -225,7 +235,7 @@ class Trainer:
         from accelerate.utils import gather_object
 
         tensors = {"trainable": self.trainable_state()}
-        if not self.full_weights:
+        if self.use_ema:  # only a G_EMA that followed the edit LoRA: one a run never updated would pass for a teacher
             tensors["ema"] = self.model.lora_state_dict("ema")
         if self.shadow is not None:
             tensors["ema_full"] = {n: s for (n, _), s in zip(self.trainable, self.shadow)}
@@ -242,8 +252,10 @@ class Trainer:
         return path
 
     def expected_checkpoint_files(self) -> tuple[str, ...]:
-        """The tensor files a checkpoint of this run must hold besides `trainable` and the optimizer state."""
-        return (*(() if self.full_weights else ("ema",)), *(("ema_full",) if self.shadow is not None else ()))
+        """The tensor files a checkpoint of this run must hold besides `trainable`, the optimizer state and what its
+        state.json lists. Not "ema": a ByG run may start from a checkpoint of a run that kept none (a paired
+        editor), and `resume` then starts G_EMA at the edit weights."""
+        return ("ema_full",) if self.shadow is not None else ()
 
     def resume(self) -> None:
         """Continue from the newest checkpoint that loads; newer damaged ones (a kill mid-write, a truncated or
@@ -254,10 +266,17 @@ class Trainer:
             ckpt.warn_skipped(skipped, latest, "resuming from")
         if latest is None:
             raise BygError(f"--resume: no loadable checkpoint in {self.run_dir / 'checkpoints'}")
-        self.load_trainable_state(ckpt.load_tensors(latest, "trainable"))
+        trained = ckpt.load_tensors(latest, "trainable")
+        self.load_trainable_state(trained)
         ema = ckpt.load_tensors(latest, "ema")
-        if ema is not None and not self.full_weights:
+        frozen = self.cfg.ema.decay >= 1.0  # a teacher meant to stay as created: its untrained file is the teacher
+        if self.use_ema and ema is not None and (frozen or not untrained_beside_trained(ema, trained)):
             self.model.load_lora_state_dict("ema", ema)
+        elif self.use_ema:  # e.g. ByG from a supervised editor: the teacher starts as the editor, not as the base
+            ema_update(self.model.lora_parameters("ema"), self.model.lora_parameters("edit"), 0.0)
+            if self.accelerator.is_main_process:
+                print(f"{latest.name} holds no G_EMA (its run kept none): G_EMA starts as its edit weights",
+                      file=sys.stderr)
         ema_full = ckpt.load_tensors(latest, "ema_full")
         if ema_full is not None and self.shadow is not None:
             self.shadow = [ema_full[n].clone() for n, _ in self.trainable]

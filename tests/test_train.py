@@ -5,10 +5,12 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from conftest import write_recipe
 
+from byg_cli import checkpoint as ckpt
 from byg_cli.cli import app
 
 
@@ -105,3 +107,38 @@ def test_bad_recipe_input_gives_one_line_errors(tmp_path, tiny_flux, tiny_record
         assert needle in proc.stderr
         assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert str(tmp_path / "nowhere") in missing.stderr
+
+
+@pytest.mark.parametrize("old_file", [False, True])
+def test_byg_from_a_paired_editor_starts_its_teacher_at_the_editor(tmp_path, tiny_flux, tiny_records, old_file):
+    """A supervised run keeps no G_EMA, so its checkpoints hold none; ByG resumed from one (its run folder a copy of
+    those checkpoints) starts G_EMA at the paired editor's weights, not at the untrained LoRA (the base). So does one
+    from an older checkpoint that still holds the never-updated "ema" LoRA (`old_file`: every lora_B zero)."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    (tmp_path / "a").mkdir()
+    paired = write_recipe(tmp_path / "a" / "r.toml", tiny_flux, tiny_records, "supervised",
+                          **{"train.steps": 4, "train.checkpoint_every": 4})
+    assert CliRunner().invoke(app, ["train", str(paired)]).exit_code == 0
+    start = tmp_path / "a" / "run" / "checkpoints" / "step-0000004"
+    assert not (start / "ema.safetensors").exists()
+    (tmp_path / "b").mkdir()
+    copy = tmp_path / "b" / "run" / "checkpoints" / start.name
+    shutil.copytree(start, copy)
+    if old_file:
+        untrained = {k: torch.zeros_like(v) if "lora_B" in k else v for k, v in ckpt.load_adapter(start, "edit").items()}
+        save_file(untrained, str(copy / "ema.safetensors"))
+        state = json.loads((copy / "state.json").read_text())
+        (copy / "state.json").write_text(json.dumps({**state, "files": sorted(state["files"] + ["ema.safetensors"])}))
+    byg = write_recipe(tmp_path / "b" / "r.toml", tiny_flux, tiny_records, "byg",
+                       **{"train.steps": 5, "ema.decay": 0.5})
+    result = CliRunner().invoke(app, ["train", str(byg), "--resume"])
+    assert result.exit_code == 0, result.output
+    assert "holds no G_EMA" in result.output
+    end = tmp_path / "b" / "run" / "checkpoints" / "step-0000005"
+    before, after, ema = ckpt.load_adapter(start, "edit"), ckpt.load_adapter(end, "edit"), ckpt.load_adapter(end, "ema")
+    assert ema.keys() == before.keys()
+    for k, v in ema.items():  # one EMA step (decay 0.5) from the paired editor's weights toward step 5's
+        assert torch.allclose(v, 0.5 * before[k] + 0.5 * after[k], atol=1e-6), k
