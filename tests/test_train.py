@@ -142,3 +142,17 @@ def test_byg_from_a_paired_editor_starts_its_teacher_at_the_editor(tmp_path, tin
     assert ema.keys() == before.keys()
     for k, v in ema.items():  # one EMA step (decay 0.5) from the paired editor's weights toward step 5's
         assert torch.allclose(v, 0.5 * before[k] + 0.5 * after[k], atol=1e-6), k
+
+
+def test_a_frozen_teacher_keeps_the_untrained_ema_file_on_resume(tmp_path, tiny_flux, tiny_records):
+    """ema.decay 1 keeps G_EMA as created, so its untrained file is the teacher itself and a resume keeps it."""
+    recipe = write_recipe(tmp_path / "r.toml", tiny_flux, tiny_records, "byg",
+                          **{"train.steps": 5, "train.checkpoint_every": 4, "ema.decay": 1.0})
+    assert CliRunner().invoke(app, ["train", str(recipe), "--max-steps", "4"]).exit_code == 0
+    again = CliRunner().invoke(app, ["train", str(recipe), "--resume"])
+    assert again.exit_code == 0, again.output
+    assert "holds no G_EMA" not in again.output
+    run = tmp_path / "run" / "checkpoints"
+    start, end = ckpt.load_adapter(run / "step-0000004", "ema"), ckpt.load_adapter(run / "step-0000005", "ema")
+    assert not any(v.any() for k, v in end.items() if "lora_B" in k)
+    assert all(torch.equal(start[k], v) for k, v in end.items())
