@@ -169,9 +169,13 @@ def resolve_checkpoint(run_dir: Path, name: str = "latest") -> Path:
     return found
 
 
-def load_adapter(ckpt: Path, adapter: str) -> Optional[dict[str, torch.Tensor]]:
+def load_adapter(ckpt: Path, adapter: str, run_keeps_ema: bool = True) -> Optional[dict[str, torch.Tensor]]:
     """One LoRA adapter of an editing checkpoint, keyed like peft's state dict without the adapter name
-    (e.g. transformer_blocks.0.attn.to_q.lora_A.weight): "edit" (the trained weights) or "ema"."""
+    (e.g. transformer_blocks.0.attn.to_q.lora_A.weight): "edit" (the trained weights) or "ema". "ema" is None for a
+    run that kept no G_EMA (`run_keeps_ema` False): such runs' older checkpoints hold the LoRA as created, never a
+    teacher."""
+    if adapter == "ema" and not run_keeps_ema:
+        return None
     if adapter == "edit":
         trained = load_tensors(ckpt, "trainable")
         return None if trained is None else {k[len("edit."):].replace(".edit.", "."): v for k, v in trained.items()}

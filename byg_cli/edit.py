@@ -55,8 +55,8 @@ class Editor:
         found = ckpt.resolve_checkpoint(run, checkpoint)
         model = load_backbone(cfg.model, adapters=True)
         model.load_lora_state_dict("edit", ckpt.load_adapter(found, "edit"))
-        ema = ckpt.load_adapter(found, "ema")
-        has_ema = ema is not None and cfg.objective.keeps_ema_adapter()
+        ema = ckpt.load_adapter(found, "ema", run_keeps_ema=cfg.objective.keeps_ema_adapter())
+        has_ema = ema is not None
         if has_ema:
             model.load_lora_state_dict("ema", ema)
         weights = weights or "edit"

@@ -41,7 +41,7 @@ def export_lora(cfg: Recipe, run_dir: Path, *, checkpoint: str = "latest", fmt: 
     if weights not in ("edit", "ema"):
         raise BygError(f"--weights {weights}: choose 'edit' (the trained weights) or 'ema'")
     found = ckpt.resolve_checkpoint(run_dir, checkpoint)
-    lora = ckpt.load_adapter(found, weights)
+    lora = ckpt.load_adapter(found, weights, run_keeps_ema=cfg.objective.keeps_ema_adapter())
     if lora is None:
         raise BygError(f"{found}: has no '{weights}' adapter")
     exporter = family(cfg.model.family).lora_export

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 import torch
+from PIL import Image
 from typer.testing import CliRunner
 
 from conftest import write_recipe
@@ -109,14 +110,23 @@ def test_bad_recipe_input_gives_one_line_errors(tmp_path, tiny_flux, tiny_record
     assert str(tmp_path / "nowhere") in missing.stderr
 
 
+def write_old_untrained_ema(folder):
+    """What checkpoints of runs without G_EMA held before they stopped writing one: the "ema" LoRA as created
+    (every lora_B zero), listed in state.json."""
+    from safetensors.torch import save_file
+
+    untrained = {k: torch.zeros_like(v) if "lora_B" in k else v for k, v in ckpt.load_adapter(folder, "edit").items()}
+    save_file(untrained, str(folder / "ema.safetensors"))
+    state = json.loads((folder / "state.json").read_text())
+    (folder / "state.json").write_text(json.dumps({**state, "files": sorted(state["files"] + ["ema.safetensors"])}))
+
+
 @pytest.mark.parametrize("old_file", [False, True])
 def test_byg_from_a_paired_editor_starts_its_teacher_at_the_editor(tmp_path, tiny_flux, tiny_records, old_file):
     """A supervised run keeps no G_EMA, so its checkpoints hold none; ByG resumed from one (its run folder a copy of
     those checkpoints) starts G_EMA at the paired editor's weights, not at the untrained LoRA (the base). So does one
     from an older checkpoint that still holds the never-updated "ema" LoRA (`old_file`: every lora_B zero)."""
     import shutil
-
-    from safetensors.torch import save_file
 
     (tmp_path / "a").mkdir()
     paired = write_recipe(tmp_path / "a" / "r.toml", tiny_flux, tiny_records, "supervised",
@@ -128,10 +138,7 @@ def test_byg_from_a_paired_editor_starts_its_teacher_at_the_editor(tmp_path, tin
     copy = tmp_path / "b" / "run" / "checkpoints" / start.name
     shutil.copytree(start, copy)
     if old_file:
-        untrained = {k: torch.zeros_like(v) if "lora_B" in k else v for k, v in ckpt.load_adapter(start, "edit").items()}
-        save_file(untrained, str(copy / "ema.safetensors"))
-        state = json.loads((copy / "state.json").read_text())
-        (copy / "state.json").write_text(json.dumps({**state, "files": sorted(state["files"] + ["ema.safetensors"])}))
+        write_old_untrained_ema(copy)
     byg = write_recipe(tmp_path / "b" / "r.toml", tiny_flux, tiny_records, "byg",
                        **{"train.steps": 5, "ema.decay": 0.5})
     result = CliRunner().invoke(app, ["train", str(byg), "--resume"])
@@ -156,3 +163,20 @@ def test_a_frozen_teacher_keeps_the_untrained_ema_file_on_resume(tmp_path, tiny_
     start, end = ckpt.load_adapter(run / "step-0000004", "ema"), ckpt.load_adapter(run / "step-0000005", "ema")
     assert not any(v.any() for k, v in end.items() if "lora_B" in k)
     assert all(torch.equal(start[k], v) for k, v in end.items())
+
+
+def test_a_paired_runs_old_untrained_ema_file_is_neither_exported_nor_edited_with(tmp_path, tiny_flux, tiny_records):
+    """An older supervised checkpoint still holding the never-updated "ema" LoRA: `--weights ema` refuses it in
+    export and edit alike (it is the base, not a teacher), while the edit weights export."""
+    recipe = write_recipe(tmp_path / "r.toml", tiny_flux, tiny_records, "supervised",
+                          **{"train.steps": 2, "train.checkpoint_every": 2})
+    assert CliRunner().invoke(app, ["train", str(recipe)]).exit_code == 0
+    write_old_untrained_ema(tmp_path / "run" / "checkpoints" / "step-0000002")
+    export = ["train", str(recipe), "--export-only", "--lora-format", "diffusers", "--weights"]
+    refused = CliRunner().invoke(app, [*export, "ema"])
+    assert "has no 'ema' adapter" in str(refused.exception), refused.output
+    assert CliRunner().invoke(app, [*export, "edit"]).exit_code == 0
+    Image.new("RGB", (32, 32), "red").save(tmp_path / "red.png")
+    edited = CliRunner().invoke(app, ["edit", str(tmp_path / "red.png"), "make it blue", "--run", str(tmp_path / "run"),
+                                      "--weights", "ema", "-o", str(tmp_path / "o.png")])
+    assert "kept no EMA adapter" in str(edited.exception), edited.output
